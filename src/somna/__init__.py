@@ -1,0 +1,3 @@
+"""somna: automatic sleep staging from polysomnography."""
+
+__version__ = "0.1.0"

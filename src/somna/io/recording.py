@@ -1,0 +1,72 @@
+"""The :class:`Recording`: a night of PSG signals grouped by modality at their native rates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["MODALITIES", "SLEEP_EDF_CHANNELS", "ChannelSpec", "Recording"]
+
+MODALITIES: tuple[str, ...] = ("eeg", "eog", "emg")
+"""Modalities somna stages from, in the order models see them."""
+
+ChannelSpec = dict[str, list[list[str]]]
+"""Per modality, one entry per wanted channel: the names it may carry in a file (aliases), first
+preferred. Matching ignores case and surrounding spaces."""
+
+SLEEP_EDF_CHANNELS: ChannelSpec = {
+    "eeg": [["EEG Fpz-Cz", "Fpz-Cz"], ["EEG Pz-Oz", "Pz-Oz"]],
+    "eog": [["EOG horizontal", "EOG", "HEOG", "EOG E1-E2", "E1-E2"]],
+    "emg": [["EMG submental", "EMG", "EMG chin", "Chin", "EMG Chin1-Chin2", "Chin1-Chin2"]],
+}
+"""Sleep-EDF Expanded's channel names (SC and ST), with the aliases other files use."""
+
+
+@dataclass
+class Recording:
+    """One PSG recording, signals grouped by modality at their native sampling rates.
+
+    Parameters
+    ----------
+    path : Path
+        The PSG file.
+    signals : dict of str to np.ndarray
+        Per modality (``"eeg"``, ``"eog"``, ``"emg"``), an array of shape (n_channels, n_samples)
+        in µV, float64.
+    sfreq : dict of str to float
+        Sampling rate of each modality in Hz (all channels of one modality share it).
+    channel_names : dict of str to list of str
+        The channels' labels as written in the file, per modality.
+    start : datetime
+        Recording start (EDF header start date and time).
+    subject, night, study : str | None, int | None, str | None
+        Identifiers parsed from Sleep-EDF names (``SC4001E0`` → study ``"SC"``, subject ``"SC400"``,
+        night 1), ``None`` for files named otherwise.
+    """
+
+    path: Path
+    signals: dict[str, np.ndarray]
+    sfreq: dict[str, float]
+    channel_names: dict[str, list[str]]
+    start: datetime
+    subject: str | None = None
+    night: int | None = None
+    study: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities present, in :data:`MODALITIES` order."""
+        return [m for m in MODALITIES if m in self.signals]
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the shortest modality, in seconds."""
+        return min(self.signals[m].shape[-1] / self.sfreq[m] for m in self.signals)
+
+    def n_epochs(self, epoch_s: float = 30.0) -> int:
+        """Number of whole epochs the signals cover."""
+        return int(np.floor(self.duration_s / epoch_s + 1e-9))
