@@ -1,0 +1,178 @@
+"""Write PSG signals and hypnograms as EDF/EDF+ files, atomically.
+
+Used by the synthetic cohort generator and by ``somna score`` to write hypnograms that EDF viewers
+open. Reading lives in :mod:`somna.io.edf`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import edfio
+import numpy as np
+
+from somna.hypnogram import Hypnogram
+from somna.stages import RK, UNSCORED
+
+__all__ = ["EdfChannel", "hypnogram_annotation_text", "write_hypnogram_edf", "write_psg_edf"]
+
+
+@dataclass
+class EdfChannel:
+    """One signal to write.
+
+    Parameters
+    ----------
+    label : str
+        Channel label as it appears in the header (``"EEG Fpz-Cz"``).
+    data : np.ndarray
+        Samples in ``unit``.
+    sfreq : float
+        Sampling rate in Hz.
+    unit : str
+        Physical dimension (``"uV"``, ``"DegC"``, ``""``).
+    physical_range : tuple of float
+        Range the 16-bit digital values span; data outside it are clipped, as an amplifier would.
+    """
+
+    label: str
+    data: np.ndarray
+    sfreq: float
+    unit: str = "uV"
+    physical_range: tuple[float, float] = (-500.0, 500.0)
+    prefiltering: str = ""
+
+
+def _atomic_write(edf: edfio.Edf, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        edf.write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_psg_edf(
+    path: str | Path,
+    channels: Sequence[EdfChannel],
+    start: datetime,
+    data_record_s: float = 30.0,
+    patient: str = "X X X X",
+) -> Path:
+    """Write a multi-rate PSG as an EDF file (written to a temporary name, then renamed).
+
+    Parameters
+    ----------
+    path : str | Path
+        Target file.
+    channels : sequence of EdfChannel
+        Signals; each may have its own rate, as long as ``data_record_s * sfreq`` is whole.
+    start : datetime
+        Recording start written to the header.
+    data_record_s : float
+        Data-record duration in seconds (Sleep-EDF uses 30 s).
+    patient : str
+        Local patient identification field.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    signals = []
+    for ch in channels:
+        lo, hi = ch.physical_range
+        data = np.clip(np.asarray(ch.data, dtype=np.float64), lo, hi)
+        signals.append(
+            edfio.EdfSignal(
+                data,
+                ch.sfreq,
+                label=ch.label,
+                physical_dimension=ch.unit,
+                physical_range=(lo, hi),
+                prefiltering=ch.prefiltering,
+            )
+        )
+    edf = edfio.Edf(
+        signals,
+        starttime=start.time(),
+        data_record_duration=data_record_s,
+        patient=_patient(patient),
+        recording=edfio.Recording(startdate=start.date()),
+    )
+    _atomic_write(edf, path)
+    return path
+
+
+def _patient(text: str) -> edfio.Patient:
+    code, sex, _birth, name = (text.split(" ") + ["X"] * 4)[:4]
+    return edfio.Patient(code=code, sex=sex if sex in {"M", "F"} else "X", name=name)
+
+
+def hypnogram_annotation_text(code: int, label_set_name: str) -> str:
+    """Annotation string of a stage code as Sleep-EDF (R&K) or HMC (AASM) write it."""
+    if code == UNSCORED:
+        return "Sleep stage ?"
+    if label_set_name == RK.name:
+        return ("Sleep stage W", "Sleep stage 1", "Sleep stage 2", "Sleep stage 3", "Sleep stage 4",
+                "Sleep stage R")[code]  # fmt: skip
+    if label_set_name == "aasm":
+        return ("Sleep stage W", "Sleep stage N1", "Sleep stage N2", "Sleep stage N3", "Sleep stage R")[code]
+    raise ValueError(f"no EDF+ annotation vocabulary for the {label_set_name} label set; use rk or aasm")
+
+
+def write_hypnogram_edf(path: str | Path, hypnogram: Hypnogram, start: datetime) -> Path:
+    """Write a hypnogram as an EDF+ annotation file in Sleep-EDF's style.
+
+    Runs of equal stages become one annotation each (onset, duration, ``"Sleep stage X"``), as in
+    Sleep-EDF's ``*-Hypnogram.edf`` files; R&K hypnograms use ``Sleep stage 1..4``, AASM ones
+    ``Sleep stage N1..N3``. Lights off/on, when known, are written as ``Lights off``/``Lights on``.
+
+    Parameters
+    ----------
+    path : str | Path
+        Target file.
+    hypnogram : Hypnogram
+        Stages in the R&K or AASM label set.
+    start : datetime
+        Start written to the header; must equal the PSG's start for the pair to align.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    stages = hypnogram.stages
+    annotations = []
+    if stages.size:
+        change = np.flatnonzero(np.diff(stages)) + 1
+        run_starts = np.concatenate([[0], change])
+        run_stops = np.concatenate([change, [stages.size]])
+        for first, stop in zip(run_starts, run_stops, strict=True):
+            text = hypnogram_annotation_text(int(stages[first]), hypnogram.label_set.name)
+            annotations.append(
+                edfio.EdfAnnotation(
+                    float(first * hypnogram.epoch_s), float((stop - first) * hypnogram.epoch_s), text
+                )
+            )
+    for onset, text in ((hypnogram.lights_off_s, "Lights off"), (hypnogram.lights_on_s, "Lights on")):
+        if onset is not None:
+            annotations.append(edfio.EdfAnnotation(float(onset), None, text))
+    edf = edfio.Edf(
+        [],
+        starttime=start.time(),
+        recording=edfio.Recording(startdate=start.date()),
+        annotations=annotations,
+    )
+    _atomic_write(edf, path)
+    return path
