@@ -1,0 +1,199 @@
+"""The ``somna`` command: sub-commands that parse arguments and call the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from somna import __version__
+from somna.errors import SomnaError
+
+if TYPE_CHECKING:  # imported lazily at run time so that `somna --help` stays fast
+    from somna.config import CohortConfig
+    from somna.data import Cohort
+
+__all__ = ["main"]
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from somna.synth import write_synthetic_cohort
+
+    paths = write_synthetic_cohort(
+        args.out,
+        n_subjects=args.subjects,
+        layout=args.layout,
+        seed=args.seed,
+        nights=args.nights,
+        hours=args.hours,
+    )
+    print(f"wrote {len(paths)} files to {args.out}")
+
+
+def _cmd_download(args: argparse.Namespace) -> None:
+    from somna.io.sleepedf import download_sleep_edf, parse_subject_range
+
+    pairs = download_sleep_edf(parse_subject_range(args.subjects), study=args.study, path=args.path)
+    for pair in pairs:
+        print(f"{pair.psg}\t{pair.hypnogram}")
+    print(f"{len(pairs)} night(s) ready")
+
+
+def _load_cohort_config(path: str | None) -> CohortConfig:
+    from somna.config import CohortConfig, load_config
+
+    return load_config(path) if path else CohortConfig()
+
+
+def _print_stage_table(cohort: Cohort) -> None:
+    from somna.stages import AASM
+
+    rows = cohort.stage_table()
+    header = f"{'subject':<10}{'nights':>7}" + "".join(f"{s:>8}" for s in AASM.labels) + f"{'total':>9}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        total = sum(row[s] for s in AASM.labels)
+        print(
+            f"{row['subject']:<10}{row['nights']:>7}"
+            + "".join(f"{row[s]:>8}" for s in AASM.labels)
+            + f"{total:>9}"
+        )
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    from somna.data import prepare_cohort
+
+    config = _load_cohort_config(args.config)
+    if args.keep_wake is not None:
+        from dataclasses import replace
+
+        trim = None if args.keep_wake < 0 else args.keep_wake
+        config = replace(config, preprocess=replace(config.preprocess, trim_wake_min=trim))
+    cohort = prepare_cohort(args.edf_folder, args.cache, config=config, workers=args.workers)
+    print(f"{cohort!r}")
+    _print_stage_table(cohort)
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from somna.data import Cohort
+
+    cohort = Cohort.open(args.cache, verify=args.verify)
+    if args.verify:
+        for record in cohort.records:
+            cohort.night(record)
+    print(f"{cohort!r}")
+    _print_stage_table(cohort)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from somna.demo import run_demo
+
+    run_demo(Path(args.out), n_subjects=args.subjects, seed=args.seed, workers=args.workers)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="somna",
+        description="Automatic sleep staging from polysomnography (EEG + EOG + EMG).",
+        epilog="Run `somna COMMAND --help` for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"somna {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser(
+        "synth",
+        help="write a synthetic PSG cohort as EDF files in Sleep-EDF's layout",
+        description="Synthesise nights of PSG (EEG Fpz-Cz, Pz-Oz, EOG, EMG, ...) and their R&K hypnograms as "
+        "EDF/EDF+ files named and laid out exactly like Sleep-EDF Expanded. Stage sequences follow real "
+        "Sleep-EDF hypnograms; the physiology follows what an AASM scorer looks for.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--subjects", type=int, default=4, help="number of synthetic subjects")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--layout", choices=["sc", "st"], default="sc", help="Sleep Cassette (1 Hz EMG envelope) "
+                   "or Sleep Telemetry (100 Hz EMG) layout")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    p.add_argument("--nights", type=int, choices=[1, 2], default=2, help="nights per subject")
+    p.add_argument("--hours", type=float, default=None, help="cap each night at this many hours around the "
+                   "sleep period (default: full Sleep-EDF-like recordings)")  # fmt: skip
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser(
+        "download",
+        help="download Sleep-EDF Expanded recordings from PhysioNet (checksums verified)",
+        description="Fetch Sleep-EDF Expanded PSG and hypnogram files through MNE's fetcher, which verifies "
+        "each file's checksum. Recordings missing from PhysioNet are skipped with a warning.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--subjects", default="0-19", help="subject numbers, e.g. '0-19' or '0-4,7'")
+    p.add_argument("--study", choices=["sc", "st"], default="sc", help="Sleep Cassette or Sleep Telemetry")
+    p.add_argument("--path", type=Path, default=None, help="download folder (default: MNE's data folder)")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser(
+        "prepare",
+        help="preprocess a folder of PSG/hypnogram pairs into a cached cohort",
+        description="Read every Sleep-EDF PSG/hypnogram pair in EDF_FOLDER, band-pass and resample EEG/EOG "
+        "to 100 Hz, turn EMG into a 1 Hz envelope, trim long wake, normalise each recording and cache it "
+        "as one memory-mappable file per night plus a manifest. Resumable: cached nights are skipped.",
+        formatter_class=fmt,
+    )
+    p.add_argument("edf_folder", type=Path, help="folder with *-PSG.edf and *-Hypnogram.edf files")
+    p.add_argument("cache", type=Path, help="cache folder to create or resume")
+    p.add_argument("--config", default=None, help="TOML config with [channels] and [preprocess] tables")
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    p.add_argument("--keep-wake", type=float, default=None, help="minutes of wake kept around the sleep "
+                   "period (overrides the config; negative keeps whole recordings)")  # fmt: skip
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser(
+        "info",
+        help="summarise a prepared cohort (per-subject stage counts)",
+        description="Print the nights, subjects and per-subject stage counts of a cohort cache.",
+        formatter_class=fmt,
+    )
+    p.add_argument("cache", type=Path, help="cache folder written by `somna prepare`")
+    p.add_argument("--verify", action="store_true", help="verify every night's checksum")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job on built-in synthetic data (no download needed)",
+        description="Synthesise a small Sleep-EDF-like cohort, prepare it, print per-subject stage counts "
+        "and write the per-stage spectra figure into the run folder.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--out", default="runs/demo", help="run folder")
+    p.add_argument("--subjects", type=int, default=6, help="synthetic subjects (2 nights each)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``somna`` console command.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 2 for a somna error (printed as one line), 130 when interrupted.
+    """
+    args = _build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SomnaError as err:
+        print(f"somna: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("somna: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

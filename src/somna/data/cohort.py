@@ -1,0 +1,319 @@
+"""The prepared cohort cache: one memory-mappable file per recording plus a manifest.
+
+Layout of a cache folder::
+
+    manifest.json            cohort summary: config, per-recording entries, failures
+    recordings/<record>.npy  structured array, one row per 30-s epoch (see ``epoch_dtype``)
+    recordings/<record>.json the entry of that recording, written last: its presence marks the .npy
+                             complete; it carries the .npy's SHA-256, verified on load
+
+Each epoch row holds every modality's samples and the stages, so a batch of consecutive epochs is one
+contiguous read from the memory map.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from somna import __version__
+from somna.config import CohortConfig, config_to_dict
+from somna.data.storage import atomic_write, sha256_file, write_json_atomic
+from somna.errors import CacheError, SomnaError
+from somna.io import align_hypnogram, find_sleep_edf_pairs, read_hypnogram, read_psg
+from somna.preprocess import EpochedNight, preprocess_night
+from somna.stages import AASM, RK, stage_counts
+
+__all__ = ["Cohort", "CohortEntry", "epoch_dtype", "prepare_cohort"]
+
+_FORMAT_VERSION = 1
+
+
+def epoch_dtype(config: CohortConfig) -> np.dtype:
+    """Structured dtype of one cached epoch: a float32 field per modality plus stage fields."""
+    pre = config.preprocess
+    spe = {"eeg": pre.samples_per_epoch, "eog": pre.samples_per_epoch, "emg": pre.emg_samples_per_epoch}
+    fields: list[tuple[str, Any, tuple[int, ...]] | tuple[str, Any]] = [
+        (m, np.float32, (len(config.channels[m]), spe[m]))
+        for m in ("eeg", "eog", "emg")
+        if m in config.channels
+    ]
+    fields += [("stage", np.int8), ("rk_stage", np.int8), ("epoch_index", np.int32)]
+    return np.dtype(fields)
+
+
+def _config_key(config: CohortConfig) -> str:
+    return json.dumps(config_to_dict(config), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class CohortEntry:
+    """Manifest entry of one cached recording."""
+
+    record: str
+    subject_id: str
+    night: int | None
+    study: str | None
+    n_epochs: int
+    first_epoch: int
+    stage_counts: dict[str, int]
+    rk_stage_counts: dict[str, int]
+    sha256: str
+    psg: str
+    hypnogram: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+def _night_to_array(night: EpochedNight, dtype: np.dtype) -> np.ndarray:
+    rows = np.zeros(night.n_epochs, dtype=dtype)
+    for modality, epochs in night.signals.items():
+        rows[modality] = epochs
+    rows["stage"] = night.stages
+    rows["rk_stage"] = night.rk_stages
+    rows["epoch_index"] = night.first_epoch + np.arange(night.n_epochs)
+    return rows
+
+
+def _prepare_one(psg: str, hypnogram: str, config: CohortConfig, out_dir: str) -> dict[str, Any]:
+    """Worker: read, preprocess and cache one night; returns its manifest entry. Memory: one night."""
+    recording = read_psg(psg, channels=config.channels, modalities=tuple(config.channels))
+    hyp = align_hypnogram(read_hypnogram(hypnogram), recording)
+    night = preprocess_night(recording, hyp, config.preprocess, modalities=tuple(config.channels))
+    del recording
+    rows = _night_to_array(night, epoch_dtype(config))
+    npy = Path(out_dir) / f"{night.record}.npy"
+    atomic_write(npy, lambda tmp: _save_npy(tmp, rows))
+    entry = CohortEntry(
+        record=night.record,
+        subject_id=night.subject_id,
+        night=night.night,
+        study=night.study,
+        n_epochs=night.n_epochs,
+        first_epoch=night.first_epoch,
+        stage_counts=stage_counts(night.stages, AASM),
+        rk_stage_counts=stage_counts(night.rk_stages, RK),
+        sha256=sha256_file(npy),
+        psg=str(Path(psg).resolve()),
+        hypnogram=str(Path(hypnogram).resolve()),
+    )
+    data = {**entry.to_dict(), "config_key": _config_key(config), "format": _FORMAT_VERSION}
+    write_json_atomic(npy.with_suffix(".json"), data)
+    return data
+
+
+def _save_npy(tmp: Path, rows: np.ndarray) -> None:
+    with open(tmp, "wb") as fh:  # np.save on a path would append ".npy" to the temporary name
+        np.save(fh, rows, allow_pickle=False)
+
+
+def _completed_entry(rec_dir: Path, psg: str, config: CohortConfig) -> dict[str, Any] | None:
+    """Entry of a night already cached with the same config and source, else None."""
+    for meta in rec_dir.glob("*.json"):
+        try:
+            data = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if data.get("psg") == str(Path(psg).resolve()):
+            npy = meta.with_suffix(".npy")
+            if data.get("config_key") == _config_key(config) and npy.is_file():
+                return data
+            return None
+    return None
+
+
+def prepare_cohort(
+    source: str | Path | Sequence[tuple[str | Path, str | Path]],
+    cache_dir: str | Path,
+    config: CohortConfig | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> Cohort:
+    """Turn PSG/hypnogram pairs into a cached cohort; resumable, one night in memory per worker.
+
+    Parameters
+    ----------
+    source : path or sequence of (psg, hypnogram)
+        A folder of Sleep-EDF files (paired by :func:`somna.io.find_sleep_edf_pairs`) or explicit pairs.
+    cache_dir : str | Path
+        Output folder. Nights already cached with the same config are skipped, so an interrupted run
+        resumes; a night whose write was interrupted has no ``.json`` and is redone.
+    config : CohortConfig | None
+        Channels and preprocessing; defaults to Sleep-EDF channels and :class:`PreprocessConfig`.
+    workers : int
+        Parallel processes (1 runs in this process).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Cohort
+        The opened cache.
+
+    Raises
+    ------
+    SomnaError
+        If the output folder cannot be written, or (after all other nights are done) if any night
+        failed; the manifest then lists each failure with its reason.
+    """
+    config = config or CohortConfig()
+    cache_dir = Path(cache_dir)
+    if isinstance(source, (str, Path)):
+        pairs = [(str(p.psg), str(p.hypnogram)) for p in find_sleep_edf_pairs(source)]
+        if not pairs:
+            raise SomnaError("no Sleep-EDF PSG/hypnogram pairs found", source)
+    else:
+        pairs = [(str(p), str(h)) for p, h in source]
+    rec_dir = cache_dir / "recordings"
+    try:
+        rec_dir.mkdir(parents=True, exist_ok=True)
+        probe = rec_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise SomnaError(f"cannot write the cohort cache: {err.strerror}", cache_dir) from None
+    for stale in rec_dir.glob(".*.tmp"):  # left by a killed run
+        stale.unlink(missing_ok=True)
+
+    entries: dict[str, dict[str, Any]] = {}
+    todo = []
+    for psg, hyp in pairs:
+        done = _completed_entry(rec_dir, psg, config)
+        if done is not None:
+            entries[done["record"]] = done
+        else:
+            todo.append((psg, hyp))
+    failures: dict[str, str] = {}
+    bar = tqdm(
+        total=len(pairs), initial=len(pairs) - len(todo), desc="prepare", unit="night", disable=not progress
+    )
+    if workers <= 1 or len(todo) <= 1:
+        for psg, hyp in todo:
+            try:
+                data = _prepare_one(psg, hyp, config, str(rec_dir))
+                entries[data["record"]] = data
+            except SomnaError as err:
+                failures[psg] = str(err)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(_prepare_one, psg, hyp, config, str(rec_dir)): psg for psg, hyp in todo}
+            for future in as_completed(futures):
+                try:
+                    data = future.result()
+                    entries[data["record"]] = data
+                except SomnaError as err:
+                    failures[futures[future]] = str(err)
+                bar.update()
+    bar.close()
+    manifest = {
+        "format": _FORMAT_VERSION,
+        "somna_version": __version__,
+        "config": config_to_dict(config),
+        "recordings": [entries[k] for k in sorted(entries)],
+        "failures": failures,
+    }
+    write_json_atomic(cache_dir / "manifest.json", manifest)
+    if failures:
+        listing = "; ".join(f"{Path(k).name}: {v}" for k, v in sorted(failures.items()))
+        raise SomnaError(f"{len(failures)} night(s) failed (the others are cached): {listing}", cache_dir)
+    return Cohort.open(cache_dir, verify=False)
+
+
+class Cohort:
+    """A prepared cohort cache opened for reading; each night is a read-only memory map.
+
+    Use :meth:`open`. ``cohort.nights[record]`` is the structured epoch array of a night
+    (fields per modality, ``stage`` in AASM codes, ``rk_stage``, ``epoch_index``).
+    """
+
+    def __init__(self, root: Path, manifest: dict[str, Any], verify: bool) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.entries = [
+            CohortEntry(**{k: e[k] for k in CohortEntry.__dataclass_fields__}) for e in manifest["recordings"]
+        ]
+        self._verify = verify
+        self._maps: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, root: str | Path, verify: bool = True) -> Cohort:
+        """Open a cache folder written by :func:`prepare_cohort`.
+
+        Parameters
+        ----------
+        root : str | Path
+            The cache folder.
+        verify : bool
+            Check each night's SHA-256 against its manifest entry when it is first loaded.
+
+        Raises
+        ------
+        CacheError
+            If the folder has no readable manifest.
+        """
+        root = Path(root)
+        try:
+            manifest = json.loads((root / "manifest.json").read_text())
+        except FileNotFoundError:
+            raise CacheError("no manifest.json: not a prepared cohort (run `somna prepare`)", root) from None
+        except json.JSONDecodeError as err:
+            raise CacheError(f"manifest.json is corrupt: {err}", root) from None
+        return cls(root, manifest, verify)
+
+    @property
+    def records(self) -> list[str]:
+        """Recording ids, sorted."""
+        return [e.record for e in self.entries]
+
+    @property
+    def subjects(self) -> list[str]:
+        """Subject ids, sorted, each once."""
+        return sorted({e.subject_id for e in self.entries})
+
+    def night(self, record: str) -> np.ndarray:
+        """The memory-mapped epochs of one night (checksum verified on first access if ``verify``)."""
+        if record not in self._maps:
+            entry = next((e for e in self.entries if e.record == record), None)
+            if entry is None:
+                raise CacheError(f"recording {record!r} is not in this cohort", self.root)
+            path = self.root / "recordings" / f"{record}.npy"
+            if not path.is_file():
+                raise CacheError(f"cached recording {path.name} is missing", self.root)
+            if self._verify and sha256_file(path) != entry.sha256:
+                raise CacheError(
+                    f"cached recording {path.name} fails its checksum; rerun `somna prepare`", path
+                )
+            try:
+                self._maps[record] = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError) as err:
+                raise CacheError(f"cached recording is unreadable: {err}", path) from None
+        return self._maps[record]
+
+    def stage_table(self) -> list[dict[str, Any]]:
+        """Per-subject AASM stage counts (both nights summed), for reports."""
+        table: dict[str, dict[str, Any]] = {}
+        for e in self.entries:
+            row = table.setdefault(
+                e.subject_id, {"subject": e.subject_id, "nights": 0, **dict.fromkeys(AASM.labels, 0)}
+            )
+            row["nights"] += 1
+            for label in AASM.labels:
+                row[label] += e.stage_counts.get(label, 0)
+        return [table[k] for k in sorted(table)]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __repr__(self) -> str:
+        return f"Cohort({os.fspath(self.root)!r}, {len(self)} nights, {len(self.subjects)} subjects)"

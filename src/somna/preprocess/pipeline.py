@@ -1,0 +1,143 @@
+"""From a recording and its hypnogram to normalised 30-s epochs per modality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from somna.config import PreprocessConfig
+from somna.errors import SignalQualityError
+from somna.hypnogram import Hypnogram, sleep_period_bounds
+from somna.io.recording import MODALITIES, Recording, check_signals
+from somna.preprocess.normalise import robust_scale
+from somna.preprocess.signals import bandpass_resample, emg_envelope
+from somna.stages import AASM, RK, UNSCORED, convert
+
+__all__ = ["EpochedNight", "preprocess_night"]
+
+# Signal kept beyond the trimmed range while filtering, so that filter edge effects fall outside it.
+_EDGE_PAD_S = 60.0
+
+
+@dataclass
+class EpochedNight:
+    """One night as model input: normalised epochs per modality and their stages.
+
+    Parameters
+    ----------
+    record : str
+        Recording id (``"SC4001"``, or the file stem for non-Sleep-EDF files).
+    subject_id : str
+        Subject id; both nights of a subject share it (subject-wise splits use it).
+    night, study : int | None, str | None
+        Sleep-EDF night (1 or 2) and study (``"SC"``/``"ST"``) when known.
+    signals : dict of str to np.ndarray
+        Per modality, float32 array of shape (n_epochs, n_channels, samples_per_epoch), in robust
+        standard deviations of that recording.
+    stages : np.ndarray of int8, shape (n_epochs,)
+        AASM codes, UNSCORED where not scored.
+    rk_stages : np.ndarray of int8, shape (n_epochs,)
+        R&K codes when the hypnogram was R&K-scored, else all UNSCORED.
+    first_epoch : int
+        Index of the first kept epoch in the original recording (trimming removes leading wake).
+    """
+
+    record: str
+    subject_id: str
+    night: int | None
+    study: str | None
+    signals: dict[str, np.ndarray]
+    stages: np.ndarray
+    rk_stages: np.ndarray
+    first_epoch: int
+
+    @property
+    def n_epochs(self) -> int:
+        """Number of epochs kept."""
+        return int(self.stages.size)
+
+
+def _modality_epochs(
+    recording: Recording, modality: str, first: int, stop: int, config: PreprocessConfig
+) -> np.ndarray:
+    sfreq = recording.sfreq[modality]
+    pad = round(_EDGE_PAD_S * sfreq)
+    begin = round(first * config.epoch_s * sfreq)
+    end = round(stop * config.epoch_s * sfreq)
+    signal = recording.signals[modality]
+    lo, hi = max(0, begin - pad), min(signal.shape[-1], end + pad)
+    chunk = signal[:, lo:hi]
+    if modality == "emg":
+        out_sfreq = config.emg_sfreq
+        processed = emg_envelope(chunk, sfreq, out_sfreq, config.emg_highpass)
+        # A log envelope makes tone changes (atonia in REM) additive and the distribution less skewed.
+        processed = np.log(processed + 1e-3)
+    else:
+        out_sfreq = config.sfreq
+        band = config.eeg_band if modality == "eeg" else config.eog_band
+        processed = bandpass_resample(chunk, sfreq, band, out_sfreq)
+    offset = round((begin - lo) / sfreq * out_sfreq)
+    per_epoch = round(config.epoch_s * out_sfreq)
+    n_epochs = stop - first
+    kept = processed[:, offset : offset + n_epochs * per_epoch]
+    if kept.shape[-1] < n_epochs * per_epoch:  # resampling rounding can lose the very last sample
+        kept = np.pad(kept, ((0, 0), (0, n_epochs * per_epoch - kept.shape[-1])), mode="edge")
+    try:
+        scaled, _, _ = robust_scale(kept, clip=config.clip)
+    except ValueError as err:
+        raise SignalQualityError(f"{modality.upper()} {err}", recording.path) from None
+    return scaled.reshape(scaled.shape[0], n_epochs, per_epoch).transpose(1, 0, 2).copy()
+
+
+def preprocess_night(
+    recording: Recording,
+    hypnogram: Hypnogram,
+    config: PreprocessConfig | None = None,
+    modalities: tuple[str, ...] = MODALITIES,
+) -> EpochedNight:
+    """Filter, resample, trim, normalise and epoch one night.
+
+    Parameters
+    ----------
+    recording : Recording
+        Signals at their native rates (from :func:`somna.io.read_psg`).
+    hypnogram : Hypnogram
+        Stages aligned to the recording's epochs (from :func:`somna.io.align_hypnogram`), R&K or AASM.
+    config : PreprocessConfig | None
+        Defaults to :class:`PreprocessConfig()`: EEG/EOG 0.3–35 Hz at 100 Hz, EMG 1 Hz log-RMS envelope,
+        30 min of wake kept around the sleep period.
+    modalities : tuple of str
+        Modalities to keep (all must be in the recording).
+
+    Returns
+    -------
+    EpochedNight
+
+    Raises
+    ------
+    SignalQualityError
+        If a signal contains non-finite values, is flat, or is too short for one epoch.
+    """
+    config = config or PreprocessConfig()
+    check_signals(recording)
+    n_epochs = min(len(hypnogram), recording.n_epochs(config.epoch_s))
+    if n_epochs < 1:
+        raise SignalQualityError("recording is shorter than one 30-s epoch", recording.path)
+    hypnogram = hypnogram.crop(0, n_epochs)
+    first, stop = sleep_period_bounds(hypnogram, config.trim_wake_min)
+    signals = {m: _modality_epochs(recording, m, first, stop, config) for m in modalities}
+    kept = hypnogram.crop(first, stop)
+    stages = kept.stages if kept.label_set is AASM else convert(kept.stages, kept.label_set, AASM)
+    rk_stages = kept.stages if kept.label_set is RK else np.full(stop - first, UNSCORED, dtype=np.int8)
+    record = recording.extra.get("record") or recording.path.name.split("-")[0].split(".")[0]
+    return EpochedNight(
+        record=str(record),
+        subject_id=recording.subject or str(record),
+        night=recording.night,
+        study=recording.study,
+        signals=signals,
+        stages=np.asarray(stages, dtype=np.int8),
+        rk_stages=np.asarray(rk_stages, dtype=np.int8),
+        first_epoch=first,
+    )

@@ -1,0 +1,96 @@
+"""Filtering and resampling of PSG signals, and the EMG envelope shared by SC and ST recordings."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import mne
+import numpy as np
+from scipy.signal import resample_poly
+
+__all__ = ["bandpass_resample", "emg_envelope", "resample"]
+
+
+def resample(signal: np.ndarray, sfreq: float, target_sfreq: float) -> np.ndarray:
+    """Resample along the last axis with a polyphase anti-aliasing filter.
+
+    Parameters
+    ----------
+    signal : np.ndarray, shape (..., n_samples)
+    sfreq, target_sfreq : float
+        Input and output rates in Hz; their ratio is approximated by a fraction with a denominator of
+        at most 1000 (exact for every common PSG rate: 50, 100, 128, 200, 250, 256, 500, 512 Hz).
+
+    Returns
+    -------
+    np.ndarray, shape (..., round(n_samples * target_sfreq / sfreq))
+    """
+    if sfreq == target_sfreq:
+        return signal
+    ratio = Fraction(target_sfreq / sfreq).limit_denominator(1000)
+    out = resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
+    return out
+
+
+def bandpass_resample(
+    signal: np.ndarray, sfreq: float, band: tuple[float, float], target_sfreq: float
+) -> np.ndarray:
+    """Zero-phase FIR band-pass, then resample to ``target_sfreq``.
+
+    Parameters
+    ----------
+    signal : np.ndarray, shape (n_channels, n_samples)
+        µV.
+    sfreq : float
+        Input rate, Hz (≥ 50 Hz).
+    band : tuple of float
+        Pass band in Hz. The upper edge is capped at 45 % of the lower of the input and output rates
+        so that the transition band stays below Nyquist.
+    target_sfreq : float
+        Output rate, Hz.
+
+    Returns
+    -------
+    np.ndarray of float64, shape (n_channels, n_out)
+    """
+    l_freq, h_freq = band
+    h_freq = min(h_freq, 0.45 * min(sfreq, target_sfreq))
+    filtered = mne.filter.filter_data(
+        np.asarray(signal, dtype=np.float64), sfreq, l_freq, h_freq, verbose="error", pad="reflect_limited"
+    )
+    return resample(filtered, sfreq, target_sfreq)
+
+
+def emg_envelope(signal: np.ndarray, sfreq: float, target_sfreq: float, highpass: float) -> np.ndarray:
+    """Chin EMG as a positive amplitude envelope at ``target_sfreq`` (1 Hz by default).
+
+    Sleep-EDF SC files already store the submental EMG as a 1 Hz envelope; ST files (and most other
+    PSG) store raw EMG. Raw EMG (rate above 4 × ``highpass``) is high-pass filtered and reduced to the
+    root mean square over each output sample's window, which is what SC's envelope approximates.
+    Envelopes recorded at a low rate are resampled as they are.
+
+    Parameters
+    ----------
+    signal : np.ndarray, shape (n_channels, n_samples)
+        µV.
+    sfreq, target_sfreq, highpass : float
+        Input rate, envelope rate and the high-pass edge for raw EMG, Hz.
+
+    Returns
+    -------
+    np.ndarray, shape (n_channels, n_out)
+        Non-negative envelope, µV.
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    if sfreq < 4 * highpass:  # already an envelope
+        return np.abs(resample(signal, sfreq, target_sfreq)) if sfreq != target_sfreq else np.abs(signal)
+    h_freq = min(0.45 * sfreq, 100.0)
+    filtered = mne.filter.filter_data(signal, sfreq, highpass, h_freq, verbose="error")
+    window = round(sfreq / target_sfreq)
+    if not np.isclose(window, sfreq / target_sfreq):
+        raise ValueError(
+            f"EMG rate {sfreq} Hz is not a whole multiple of the envelope rate {target_sfreq} Hz"
+        )
+    n_out = filtered.shape[-1] // window
+    windows = filtered[..., : n_out * window].reshape(*filtered.shape[:-1], n_out, window)
+    return np.sqrt(np.mean(windows**2, axis=-1))

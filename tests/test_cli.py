@@ -1,0 +1,55 @@
+"""The `somna` command line: help everywhere, one-line errors, the config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from somna.cli import _build_parser, main
+from somna.config import load_config
+from somna.errors import SomnaError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_sub_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = _build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert {"synth", "download", "prepare", "info", "demo"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: somna {name}" in capsys.readouterr().out
+
+
+def test_somna_errors_are_one_line_with_exit_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("somna: error: ") and "not a prepared cohort" in err
+    assert "Traceback" not in err
+
+
+def test_shipped_configs_load() -> None:
+    for path in (REPO / "configs").glob("*.toml"):
+        config = load_config(path)
+        assert "eeg" in config.channels
+    sleep_edf = load_config(REPO / "configs" / "sleep-edf.toml")
+    assert sleep_edf.preprocess.eeg_band == (0.3, 35.0)
+    assert sleep_edf.preprocess.trim_wake_min == 30.0
+
+
+def test_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[preprocess]\nsfreqq = 100\n")
+    with pytest.raises(SomnaError, match=r"bad\.toml.*sfreqq"):
+        load_config(bad)
+    bad.write_text("[preprocess\n")
+    with pytest.raises(SomnaError, match="not valid TOML"):
+        load_config(bad)
+    keep_all = tmp_path / "keep.toml"
+    keep_all.write_text("[preprocess]\ntrim_wake_min = -1\n")
+    assert load_config(keep_all).preprocess.trim_wake_min is None

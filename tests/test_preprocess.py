@@ -1,0 +1,140 @@
+"""Preprocessing: resampling, band-pass, EMG envelope, normalisation and the whole night."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import welch
+
+from somna.config import PreprocessConfig
+from somna.errors import SignalQualityError
+from somna.hypnogram import Hypnogram
+from somna.io.recording import Recording
+from somna.preprocess import bandpass_resample, emg_envelope, preprocess_night, resample, robust_scale
+from somna.stages import AASM, RK, UNSCORED
+
+
+@pytest.mark.parametrize("sfreq", [50.0, 100.0, 128.0, 200.0, 256.0, 512.0])
+def test_resample_gives_100hz_length_and_keeps_a_10hz_rhythm(sfreq: float) -> None:
+    t = np.arange(int(60 * sfreq)) / sfreq
+    x = 30.0 * np.sin(2 * np.pi * 10.0 * t)[None, :]
+    y = bandpass_resample(x, sfreq, (0.3, 35.0), 100.0)
+    assert y.shape == (1, 6000)
+    f, p = welch(y[0, 500:-500], fs=100.0, nperseg=1000)
+    assert abs(f[np.argmax(p)] - 10.0) < 0.2
+    # amplitude preserved in the pass band (within 5 %)
+    assert np.std(y[0, 500:-500]) == pytest.approx(30.0 / np.sqrt(2), rel=0.05)
+
+
+def test_bandpass_removes_line_noise_and_drift() -> None:
+    sfreq = 256.0
+    t = np.arange(int(120 * sfreq)) / sfreq
+    alpha = 20.0 * np.sin(2 * np.pi * 10 * t)
+    noisy = alpha + 50.0 * np.sin(2 * np.pi * 50 * t) + 200.0 * np.sin(2 * np.pi * 0.02 * t)
+    y = bandpass_resample(noisy[None, :], sfreq, (0.3, 35.0), 100.0)[0, 1000:-1000]
+    ref = resample(alpha[None, :], sfreq, 100.0)[0, 1000:-1000]
+    assert np.sqrt(np.mean((y - ref) ** 2)) < 2.0
+
+
+def test_emg_envelope_of_raw_emg_is_its_rms_per_second() -> None:
+    rng = np.random.default_rng(0)
+    sfreq = 200.0
+    amplitude = np.repeat([5.0, 40.0, 5.0], 20 * int(sfreq))  # tone up for 20 s in the middle
+    raw = rng.standard_normal(amplitude.size) * amplitude
+    env = emg_envelope(raw[None, :], sfreq, 1.0, highpass=10.0)[0]
+    assert env.shape == (60,)
+    assert np.median(env[22:38]) > 5 * np.median(env[:18])
+    # high-pass at 10 Hz keeps ~ (1 - 20/200) of white-noise power within 10..90 Hz
+    assert np.median(env[22:38]) == pytest.approx(40.0 * np.sqrt(0.8), rel=0.15)
+
+
+def test_emg_envelope_at_1hz_passes_through() -> None:
+    env = np.abs(np.random.default_rng(1).standard_normal((1, 120))) + 1
+    assert np.array_equal(emg_envelope(env, 1.0, 1.0, highpass=10.0), env)
+
+
+def test_robust_scale_centres_scales_and_clips() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 100_000)) * np.array([[5.0], [50.0]]) + 7
+    x[0, :10] = 1e6  # artefact
+    y, _, scale = robust_scale(x, clip=20)
+    assert np.allclose(np.median(y, axis=1), 0, atol=0.02)
+    assert np.allclose(np.std(y[:, 100:], axis=1), 1, atol=0.05)
+    assert y.max() == 20
+    assert scale[1] == pytest.approx(50, rel=0.05)
+
+
+def test_robust_scale_rejects_flat_channel() -> None:
+    x = np.zeros((1, 1000))
+    x[0, :5] = 1
+    with pytest.raises(ValueError, match="flat"):
+        robust_scale(x)
+
+
+def _recording(n_epochs: int, emg_sfreq: float, rng: np.random.Generator) -> Recording:
+    n100 = n_epochs * 3000
+    n_emg = int(n_epochs * 30 * emg_sfreq)
+    return Recording(
+        path=Path("SC4001E0-PSG.edf"),
+        signals={
+            "eeg": rng.standard_normal((2, n100)) * 20,
+            "eog": rng.standard_normal((1, n100)) * 30,
+            "emg": np.abs(rng.standard_normal((1, n_emg))) * 10 + 1,
+        },
+        sfreq={"eeg": 100.0, "eog": 100.0, "emg": emg_sfreq},
+        channel_names={
+            "eeg": ["EEG Fpz-Cz", "EEG Pz-Oz"],
+            "eog": ["EOG horizontal"],
+            "emg": ["EMG submental"],
+        },
+        start=datetime(1989, 4, 24, 16, 13),
+        subject="SC00",
+        night=1,
+        study="SC",
+    )
+
+
+@pytest.mark.parametrize("emg_sfreq", [1.0, 100.0])
+def test_preprocess_night_trims_wake_and_epochs_every_modality(emg_sfreq: float) -> None:
+    rng = np.random.default_rng(3)
+    w, s2, s4, rem = (RK.code(s) for s in ("W", "S2", "S4", "REM"))
+    stages = np.r_[[w] * 100, [s2] * 20, [s4] * 10, [rem] * 10, [w] * 80, [UNSCORED] * 5]
+    rec = _recording(stages.size, emg_sfreq, rng)
+    night = preprocess_night(rec, Hypnogram(stages, RK), PreprocessConfig(trim_wake_min=30.0))
+    # 60 epochs (30 min) of wake kept on each side of the 40 sleep epochs
+    assert night.first_epoch == 40
+    assert night.n_epochs == 60 + 40 + 60
+    assert night.signals["eeg"].shape == (160, 2, 3000)
+    assert night.signals["eog"].shape == (160, 1, 3000)
+    assert night.signals["emg"].shape == (160, 1, 30)
+    assert night.signals["eeg"].dtype == np.float32
+    assert np.all(night.stages[:60] == AASM.code("W")) and np.all(night.stages[-60:] == AASM.code("W"))
+    assert np.sum(night.stages == AASM.code("N3")) == 10
+    assert np.sum(night.rk_stages == RK.code("S4")) == 10
+    assert night.subject_id == "SC00"
+
+
+def test_preprocess_night_keeps_whole_recording_without_trimming() -> None:
+    rng = np.random.default_rng(4)
+    stages = np.r_[[0] * 30, [2] * 10, [0] * 30]
+    night = preprocess_night(
+        _recording(stages.size, 1.0, rng), Hypnogram(stages, AASM), PreprocessConfig(trim_wake_min=None)
+    )
+    assert night.n_epochs == 70 and night.first_epoch == 0
+    assert np.all(night.rk_stages == UNSCORED)
+
+
+def test_preprocess_night_rejects_nan_and_flat_signals() -> None:
+    rng = np.random.default_rng(5)
+    stages = np.r_[[0] * 10, [2] * 10]
+    rec = _recording(stages.size, 1.0, rng)
+    rec.signals["eeg"][1, 100:200] = np.nan
+    with pytest.raises(SignalQualityError, match=r"SC4001E0-PSG\.edf"):
+        preprocess_night(rec, Hypnogram(stages, AASM))
+    rec = _recording(stages.size, 1.0, rng)
+    rec.signals["eog"][:] = 3.0
+    with pytest.raises(SignalQualityError, match=r"SC4001E0-PSG\.edf"):
+        preprocess_night(rec, Hypnogram(stages, AASM))
