@@ -7,8 +7,10 @@ from pathlib import Path
 __all__ = [
     "CacheError",
     "ChannelError",
+    "CheckpointError",
     "EDFReadError",
     "HypnogramError",
+    "LeakageError",
     "SignalQualityError",
     "SomnaError",
 ]
@@ -51,3 +53,11 @@ class SignalQualityError(SomnaError):
 
 class CacheError(SomnaError):
     """A prepared cohort cache is missing, incomplete, or fails its checksum."""
+
+
+class CheckpointError(SomnaError):
+    """A checkpoint is unreadable, from another format, or does not match the data it is used on."""
+
+
+class LeakageError(SomnaError):
+    """A subject appears in more than one of train / validation / test."""

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MODALITIES", "SLEEP_EDF_CHANNELS", "ChannelSpec", "Recording"]
+from somna.errors import SignalQualityError
+
+__all__ = ["MODALITIES", "SLEEP_EDF_CHANNELS", "ChannelSpec", "Recording", "check_signals"]
 
 MODALITIES: tuple[str, ...] = ("eeg", "eog", "emg")
 """Modalities somna stages from, in the order models see them."""
@@ -43,7 +45,7 @@ class Recording:
     start : datetime
         Recording start (EDF header start date and time).
     subject, night, study : str | None, int | None, str | None
-        Identifiers parsed from Sleep-EDF names (``SC4001E0`` → study ``"SC"``, subject ``"SC400"``,
+        Identifiers parsed from Sleep-EDF names (``SC4001E0`` → study ``"SC"``, subject ``"SC00"``,
         night 1), ``None`` for files named otherwise.
     """
 
@@ -70,3 +72,51 @@ class Recording:
     def n_epochs(self, epoch_s: float = 30.0) -> int:
         """Number of whole epochs the signals cover."""
         return int(np.floor(self.duration_s / epoch_s + 1e-9))
+
+
+def check_signals(recording: Recording) -> None:
+    """Refuse signals that cannot be staged: empty, non-finite or flat channels.
+
+    Called by :func:`somna.io.edf.read_psg` on every file it reads, and by preprocessing on
+    recordings built in memory, so that both paths reject the same inputs.
+
+    Parameters
+    ----------
+    recording : Recording
+        Signals per modality, shape (n_channels, n_samples).
+
+    Raises
+    ------
+    SignalQualityError
+        Naming the file, the modality and the channel, if a channel has no samples, contains NaN or
+        infinite values, or is flat (one constant value over the whole recording, as a disconnected
+        or saturated electrode gives).
+    """
+    for modality, data in recording.signals.items():
+        data = np.asarray(data)
+        names = recording.channel_names.get(modality, [])
+        if data.ndim != 2:
+            raise SignalQualityError(
+                f"{modality} signals must have shape (n_channels, n_samples), got {data.shape}",
+                recording.path,
+            )
+        for i, channel in enumerate(data):
+            name = names[i] if i < len(names) else f"#{i}"
+            where = f"{modality} channel {name!r}"
+            if channel.size == 0:
+                raise SignalQualityError(f"{where} has no samples", recording.path)
+            finite = np.isfinite(channel)
+            if not finite.all():
+                bad = int(channel.size - np.count_nonzero(finite))
+                first = int(np.argmin(finite))
+                rate = recording.sfreq.get(modality)
+                at = f" (first at {first / rate:.2f} s)" if rate else f" (first at sample {first})"
+                raise SignalQualityError(
+                    f"{where} contains {bad} non-finite (NaN or infinite) samples{at}", recording.path
+                )
+            if channel.max() == channel.min():
+                raise SignalQualityError(
+                    f"{where} is flat: every sample equals {channel[0]:g} over the whole recording "
+                    "(electrode disconnected or signal not recorded)",
+                    recording.path,
+                )

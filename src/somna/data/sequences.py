@@ -1,0 +1,147 @@
+"""Sequences of consecutive epochs for the causal sequence model.
+
+Every epoch is predicted from a window of ``seq_len`` epochs ending at it. A night is padded at its
+start with ``seq_len - 1`` all-zero epochs, so the first epochs get a (zero-)padded context — the same in
+training, offline scoring and streaming. Training reads long chunks of consecutive epochs and takes the
+loss at every position whose window lies inside the chunk; chunks overlap by ``seq_len - 1`` epochs so
+that each scored epoch is a target exactly once per pass, while being encoded about once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from somna.data.cohort import Cohort
+from somna.stages import AASM, RK, UNSCORED, LabelSet, convert
+
+__all__ = ["ChunkSampler", "NightArrays", "load_night"]
+
+
+@dataclass
+class NightArrays:
+    """One night ready for a model: signals per modality and targets in a label set.
+
+    Parameters
+    ----------
+    record, subject_id : str
+        Recording and subject ids.
+    signals : dict of str to np.ndarray
+        Per modality, (n_epochs, n_chans, n_times) float32 (a memory map or an in-memory array).
+    labels : np.ndarray of int64, shape (n_epochs,)
+        Targets in the label set; UNSCORED where there is none.
+    """
+
+    record: str
+    subject_id: str
+    signals: dict[str, np.ndarray]
+    labels: np.ndarray
+
+    @property
+    def n_epochs(self) -> int:
+        """Epochs in the night."""
+        return int(self.labels.size)
+
+
+def load_night(
+    cohort: Cohort, record: str, label_set: LabelSet, modalities: Sequence[str], in_memory: bool = False
+) -> NightArrays:
+    """Read one cached night with targets in ``label_set``.
+
+    R&K targets come from the cache's ``rk_stage`` field (unscored for AASM-scored sources); every other
+    label set is mapped from the AASM ``stage`` field by :func:`somna.stages.convert`.
+    """
+    rows = cohort.night(record)
+    entry = next(e for e in cohort.entries if e.record == record)
+    if label_set is RK:
+        labels = np.asarray(rows["rk_stage"])
+    else:
+        labels = convert(np.asarray(rows["stage"]), AASM, label_set)
+    signals = {m: (np.ascontiguousarray(rows[m]) if in_memory else rows[m]) for m in modalities}
+    return NightArrays(record, entry.subject_id, signals, labels.astype(np.int64))
+
+
+def read_padded(night: NightArrays, first: int, stop: int, modality: str) -> np.ndarray:
+    """Epochs ``first`` … ``stop - 1`` of a modality, zeros where the range is outside the night."""
+    data = night.signals[modality]
+    out = np.zeros((stop - first, *data.shape[1:]), dtype=np.float32)
+    lo, hi = max(first, 0), min(stop, night.n_epochs)
+    if hi > lo:
+        out[lo - first : hi - first] = data[lo:hi]
+    return out
+
+
+class ChunkSampler:
+    """Batches of chunks of consecutive epochs, each with per-position targets.
+
+    Parameters
+    ----------
+    nights : sequence of NightArrays
+        Nights to draw from.
+    seq_len : int
+        Epochs each prediction sees.
+    chunk_len : int
+        Epochs per chunk (≥ ``seq_len``); the first ``seq_len - 1`` positions of a chunk are context only.
+    batch_size : int
+        Chunks per batch.
+    seed : int
+        Shuffling seed; the order of pass ``k`` depends only on ``(seed, k)``, so a resumed run replays it.
+    shuffle : bool
+        Shuffle chunks (training) or keep night order (evaluation).
+    """
+
+    def __init__(
+        self,
+        nights: Sequence[NightArrays],
+        seq_len: int,
+        chunk_len: int = 64,
+        batch_size: int = 16,
+        seed: int = 0,
+        shuffle: bool = True,
+    ):
+        if chunk_len < seq_len:
+            raise ValueError(f"chunk_len ({chunk_len}) must be at least seq_len ({seq_len})")
+        self.nights, self.seq_len, self.chunk_len = list(nights), seq_len, chunk_len
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        context = seq_len - 1
+        step = chunk_len - context
+        # Chunk starts in epochs of the night (negative: zero padding first); targets are t ≥ start + context.
+        self.chunks = [
+            (i, start)
+            for i, night in enumerate(self.nights)
+            for start in range(-context, night.n_epochs - context, step)
+        ]
+
+    @property
+    def n_targets(self) -> int:
+        """Scored epochs per pass (each is a target once)."""
+        return int(sum(np.sum(n.labels != UNSCORED) for n in self.nights))
+
+    def __len__(self) -> int:
+        return -(-len(self.chunks) // self.batch_size)
+
+    def batches(self, pass_index: int = 0) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """Yield ``(signals, targets)``: signals per modality (batch, chunk_len, chans, times), targets
+        (batch, chunk_len) int64 with UNSCORED at context-only, padded and unscored positions."""
+        order = np.arange(len(self.chunks))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, pass_index]).permutation(order)
+        context = self.seq_len - 1
+        modalities = list(self.nights[0].signals) if self.nights else []
+        for b in range(0, len(order), self.batch_size):
+            picked = [self.chunks[k] for k in order[b : b + self.batch_size]]
+            signals = {
+                m: torch.from_numpy(
+                    np.stack([read_padded(self.nights[i], s, s + self.chunk_len, m) for i, s in picked])
+                )
+                for m in modalities
+            }
+            targets = np.full((len(picked), self.chunk_len), UNSCORED, dtype=np.int64)
+            for row, (i, s) in enumerate(picked):
+                labels = self.nights[i].labels
+                lo, hi = max(s + context, 0), min(s + self.chunk_len, labels.size)
+                targets[row, lo - s : hi - s] = labels[lo:hi]
+            yield signals, torch.from_numpy(targets)

@@ -1,0 +1,277 @@
+"""Read PSG signals from EDF/EDF+ files at each channel's native sampling rate.
+
+edfio is used rather than MNE's reader: MNE resamples every channel of a mixed-rate file to the
+highest rate, which turns Sleep-EDF SC's 1-Hz ``EMG submental`` envelope into a 100-Hz staircase.
+edfio keeps each signal as recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import edfio
+import numpy as np
+
+from somna.errors import ChannelError, EDFReadError
+from somna.io.recording import SLEEP_EDF_CHANNELS, ChannelSpec, Recording, check_signals
+from somna.io.sleepedf import parse_sleep_edf_name
+
+__all__ = ["MIN_EEG_EOG_HZ", "MIN_HZ", "read_psg"]
+
+MIN_EEG_EOG_HZ: float = 50.0
+"""Lowest usable EEG/EOG rate: below it the 12–16 Hz spindles and alpha are not representable with margin."""
+MIN_HZ: float = 1.0
+"""Lowest usable rate for other modalities (Sleep-EDF SC's EMG is a 1-Hz envelope)."""
+
+# Physical dimension (lower case, stripped) → factor to µV. Unknown or empty → assumed µV (factor 1).
+_TO_MICROVOLT: dict[str, float] = {
+    "uv": 1.0,
+    "µv": 1.0,  # micro sign U+00B5
+    "μv": 1.0,  # Greek mu U+03BC
+    "microvolt": 1.0,
+    "microvolts": 1.0,
+    "nv": 1e-3,
+    "mv": 1e3,
+    "millivolt": 1e3,
+    "millivolts": 1e3,
+    "v": 1e6,
+    "volt": 1e6,
+    "volts": 1e6,
+}
+
+_FIXED_HEADER_BYTES = 256
+_SIGNAL_HEADER_BYTES = 256
+
+
+def _norm(label: str) -> str:
+    return " ".join(str(label).split()).lower()
+
+
+def _check_header_and_size(path: Path) -> None:
+    """Check that ``path`` starts like an EDF file and is exactly as long as its header says.
+
+    edfio accepts a truncated file with only a warning (and drops the partial record), so the size
+    is checked here from the header fields: header bytes + num_data_records × record bytes.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        fixed = f.read(_FIXED_HEADER_BYTES)
+        if len(fixed) < _FIXED_HEADER_BYTES or fixed[:8] != b"0       ":
+            raise EDFReadError("not an EDF file (it does not start with the 256-byte EDF header)", path)
+        try:
+            header_bytes = int(fixed[184:192].decode("ascii"))
+            n_records = int(fixed[236:244].decode("ascii"))
+            n_signals = int(fixed[252:256].decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise EDFReadError(
+                "corrupt EDF header: header size, number of data records or number of signals "
+                "is not a number",
+                path,
+            ) from None
+        if n_signals < 0 or header_bytes != _FIXED_HEADER_BYTES + n_signals * _SIGNAL_HEADER_BYTES:
+            raise EDFReadError(
+                f"corrupt EDF header: {n_signals} signals need a "
+                f"{256 + 256 * max(n_signals, 0)}-byte header, the header says {header_bytes} bytes",
+                path,
+            )
+        signal_header = f.read(n_signals * _SIGNAL_HEADER_BYTES)
+    if len(signal_header) < n_signals * _SIGNAL_HEADER_BYTES:
+        raise EDFReadError(f"truncated EDF header: {size} bytes, the header alone needs {header_bytes}", path)
+    # Samples per data record: the 7th per-signal field (8 bytes each), after 216 bytes per signal.
+    offset = n_signals * 216
+    try:
+        samples = [
+            int(signal_header[offset + 8 * i : offset + 8 * (i + 1)].decode("ascii"))
+            for i in range(n_signals)
+        ]
+    except (UnicodeDecodeError, ValueError):
+        raise EDFReadError(
+            "corrupt EDF header: a 'samples per data record' field is not a number", path
+        ) from None
+    record_bytes = 2 * sum(samples)
+    if n_records < 0:
+        # -1 means "unknown" (recording still running); accept whole records only.
+        if record_bytes == 0 or (size - header_bytes) % record_bytes:
+            raise EDFReadError("incomplete last data record (number of data records is -1)", path)
+        return
+    expected = header_bytes + n_records * record_bytes
+    if size != expected:
+        what = "truncated" if size < expected else "longer than its header says"
+        raise EDFReadError(
+            f"{what}: the header declares {n_records} data records of {record_bytes} bytes "
+            f"({expected} bytes in all), the file has {size} bytes",
+            path,
+        )
+
+
+def _read_edf(path: Path) -> edfio.Edf:
+    """Open an EDF/EDF+ file with edfio (data loaded lazily), every failure as :class:`EDFReadError`."""
+    if not path.is_file():
+        raise EDFReadError("no such file", path)
+    _check_header_and_size(path)
+    try:
+        with warnings.catch_warnings():
+            # Sizes were checked above; an edfio warning left means a malformed file.
+            warnings.filterwarnings("error", category=UserWarning, module=r"edfio(\.|$)")
+            edf = edfio.read_edf(path, lazy_load_data=True, header_encoding="latin-1")
+            # Annotations are parsed on access: do it here so their errors are reported alike.
+            edf.annotations  # noqa: B018
+            return edf
+    except (ValueError, UserWarning, UnicodeDecodeError, IndexError, TypeError, OSError) as err:
+        raise EDFReadError(f"cannot read EDF file: {err}", path) from None
+
+
+def _start(edf: edfio.Edf, path: Path) -> tuple[dt.datetime, bool]:
+    try:
+        time = edf.starttime
+    except (ValueError, edfio.AnonymizedDateError) as err:
+        raise EDFReadError(f"corrupt EDF header start time: {err}", path) from None
+    try:
+        date = edf.startdate
+    except edfio.AnonymizedDateError:
+        # EDF+ allows hiding the date ("X"); keep the clock time on the EDF+ placeholder date.
+        return dt.datetime.combine(dt.date(1985, 1, 1), time), True
+    except ValueError as err:
+        raise EDFReadError(f"corrupt EDF header start date: {err}", path) from None
+    return dt.datetime.combine(date, time), False
+
+
+def _unit_factor(unit: str) -> tuple[float, bool]:
+    key = unit.strip().lower()
+    if key in _TO_MICROVOLT:
+        return _TO_MICROVOLT[key], False
+    return 1.0, True
+
+
+def _match(
+    modality: str, aliases: Sequence[str], signals: Sequence[edfio.EdfSignal], path: Path
+) -> edfio.EdfSignal:
+    labels = [s.label for s in signals]
+    for alias in aliases:
+        hits = [s for s in signals if _norm(s.label) == _norm(alias)]
+        if len(hits) > 1:
+            raise ChannelError(
+                f"{modality} channel {alias!r} is ambiguous: the file has it {len(hits)} times", path
+            )
+        if hits:
+            return hits[0]
+    raise ChannelError(
+        f"no {modality} channel named any of {list(aliases)}; the file has {labels}",
+        path,
+    )
+
+
+def read_psg(
+    path: str | Path,
+    channels: ChannelSpec = SLEEP_EDF_CHANNELS,
+    modalities: Sequence[str] = ("eeg", "eog", "emg"),
+) -> Recording:
+    """Read the staging channels of a PSG EDF/EDF+ file, each modality at its native rate.
+
+    Parameters
+    ----------
+    path : str | Path
+        The EDF file (Sleep-EDF's ``*-PSG.edf`` or any EDF/EDF+ PSG).
+    channels : ChannelSpec
+        Per modality, the wanted channels as lists of aliases (first preferred). A file channel
+        matches an alias when both are equal ignoring case, surrounding spaces and repeated spaces.
+    modalities : sequence of str
+        Modalities to read, keys of ``channels``.
+
+    Returns
+    -------
+    Recording
+        Signals in µV (float64), per modality of shape (n_channels, n_samples), at the file's rates.
+        Physical dimensions ``uV``/``µV``, ``nV``, ``mV`` and ``V`` are converted to µV; a channel
+        with an empty or unknown dimension is assumed to be in µV already and listed in
+        ``extra["assumed_microvolt"]``. Sleep-EDF names fill ``subject`` (``"SC00"``), ``night``
+        and ``study``. A hidden EDF+ start date (``X``) gives 1985-01-01 with
+        ``extra["anonymised_date"] = True``.
+
+    Raises
+    ------
+    EDFReadError
+        If the file is missing, not EDF, has a corrupt header, or is truncated (its size is not
+        header + data records × record size).
+    ChannelError
+        If a wanted channel is missing (the message lists the file's channels) or ambiguous, the
+        channels of one modality have different rates, an EEG/EOG channel is below
+        :data:`MIN_EEG_EOG_HZ` (50 Hz), or another channel below :data:`MIN_HZ` (1 Hz).
+    SignalQualityError
+        If a channel is flat or has non-finite samples (see :func:`somna.io.recording.check_signals`).
+    ValueError
+        If a modality is not in ``channels``.
+    """
+    path = Path(path)
+    unknown = [m for m in modalities if m not in channels]
+    if unknown:
+        raise ValueError(
+            f"modalities {unknown} have no entry in the channel spec (it has {sorted(channels)})"
+        )
+    edf = _read_edf(path)
+    start, anonymised = _start(edf, path)
+    signals: dict[str, np.ndarray] = {}
+    sfreq: dict[str, float] = {}
+    names: dict[str, list[str]] = {}
+    assumed: list[str] = []
+    used: dict[str, str] = {}
+    for modality in modalities:
+        chosen = [_match(modality, aliases, edf.signals, path) for aliases in channels[modality]]
+        if not chosen:
+            raise ValueError(f"the channel spec lists no channel for modality {modality!r}")
+        for sig in chosen:
+            if sig.label in used:
+                raise ChannelError(
+                    f"channel {sig.label!r} would serve both {used[sig.label]} and {modality}; "
+                    "make the aliases distinct",
+                    path,
+                )
+            used[sig.label] = modality
+        rates = {sig.label: float(sig.sampling_frequency) for sig in chosen}
+        if len(set(rates.values())) > 1:
+            raise ChannelError(
+                f"{modality} channels must share one sampling rate, got "
+                + ", ".join(f"{label!r} {rate:g} Hz" for label, rate in rates.items()),
+                path,
+            )
+        rate = next(iter(rates.values()))
+        floor = MIN_EEG_EOG_HZ if modality in ("eeg", "eog") else MIN_HZ
+        if rate < floor:
+            raise ChannelError(
+                f"{modality} channel {chosen[0].label!r} is sampled at {rate:g} Hz; "
+                f"at least {floor:g} Hz is needed",
+                path,
+            )
+        rows = []
+        for sig in chosen:
+            factor, guessed = _unit_factor(sig.physical_dimension)
+            if guessed:
+                assumed.append(sig.label)
+            try:
+                data = np.asarray(sig.data, dtype=np.float64)
+            except (ValueError, OSError) as err:
+                raise EDFReadError(f"cannot read the samples of {sig.label!r}: {err}", path) from None
+            rows.append(data * factor)
+        signals[modality] = np.vstack(rows)
+        sfreq[modality] = rate
+        names[modality] = [sig.label for sig in chosen]
+    try:
+        night = parse_sleep_edf_name(path)
+    except ValueError:
+        night = None
+    recording = Recording(
+        path=path,
+        signals=signals,
+        sfreq=sfreq,
+        channel_names=names,
+        start=start,
+        subject=night.subject_id if night else None,
+        night=night.night if night else None,
+        study=night.study if night else None,
+        extra={"assumed_microvolt": assumed, "anonymised_date": anonymised},
+    )
+    check_signals(recording)
+    return recording

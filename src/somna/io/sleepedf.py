@@ -1,0 +1,370 @@
+"""Sleep-EDF Expanded specifics: file names, PSG/hypnogram pairing, and downloading via MNE.
+
+Sleep-EDF Expanded (PhysioNet ``sleep-edfx``) has two studies:
+
+* SC (*Sleep Cassette*, age effects): records ``SC4ssN``, subject ``ss`` 00–82, night ``N`` 1–2.
+* ST (*Sleep Telemetry*, temazepam effects): records ``ST7ssN``, subject ``ss`` 01–24, night 1–2.
+
+Each night is a ``<record><2 letters>-PSG.edf`` file and a ``<record><2 letters>-Hypnogram.edf``
+file whose two letters differ (``SC4001E0-PSG.edf`` ↔ ``SC4001EC-Hypnogram.edf``,
+``ST7011J0-PSG.edf`` ↔ ``ST7011JP-Hypnogram.edf``): they are paired by record, never by editing
+the name.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from somna.errors import SomnaError
+
+__all__ = [
+    "SC_SUBJECTS",
+    "ST_SUBJECTS",
+    "SleepEdfId",
+    "SleepEdfPair",
+    "download_sleep_edf",
+    "find_sleep_edf_pairs",
+    "parse_sleep_edf_name",
+    "parse_subject_range",
+]
+
+SC_SUBJECTS: range = range(0, 83)
+"""Subject numbers of the SC study (as in ``SC4ssN``); 39, 68, 69, 78 and 79 were never published."""
+ST_SUBJECTS: range = range(1, 25)
+"""Subject numbers of the ST study (as in ``ST7ssN``); 3 and 23 were never published."""
+
+_NAME = re.compile(
+    r"^(?:(?P<sc>SC)4|(?P<st>ST)7)(?P<subject>\d{2})(?P<night>[12])(?P<suffix>[A-Z][A-Z0-9])?(?=$|[-_.])",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, order=True)
+class SleepEdfId:
+    """Identity of one Sleep-EDF night, parsed from a file name.
+
+    Parameters
+    ----------
+    study : {"SC", "ST"}
+        Sleep Cassette or Sleep Telemetry.
+    subject : int
+        Subject number as written in the name (SC 0–82, ST 1–24).
+    night : int
+        Night number, 1 or 2.
+    record : str
+        The record, e.g. ``"SC4001"`` or ``"ST7011"``.
+    subject_id : str
+        Study plus two-digit subject, e.g. ``"SC00"`` or ``"ST01"``: the unit to split cohorts by.
+    """
+
+    study: str
+    subject: int
+    night: int
+    record: str
+    subject_id: str
+
+
+@dataclass(frozen=True)
+class SleepEdfPair:
+    """A PSG file and its hypnogram file, of one night.
+
+    Parameters
+    ----------
+    psg : Path
+        The ``*-PSG.edf`` file.
+    hypnogram : Path
+        The ``*-Hypnogram.edf`` file.
+    id : SleepEdfId
+        The night both belong to.
+    """
+
+    psg: Path
+    hypnogram: Path
+    id: SleepEdfId
+
+
+def parse_sleep_edf_name(name: str | Path) -> SleepEdfId:
+    """Parse a Sleep-EDF Expanded file or record name.
+
+    Parameters
+    ----------
+    name : str | Path
+        A file name or path (``"SC4001E0-PSG.edf"``, ``".../ST7011JP-Hypnogram.edf"``,
+        ``"SC4001E0.csv"``) or a bare record (``"SC4001"``). Case is ignored.
+
+    Returns
+    -------
+    SleepEdfId
+
+    Raises
+    ------
+    ValueError
+        If the name is not a Sleep-EDF name (an SC name is ``SC4ssN…``, an ST name ``ST7ssN…``) or
+        its subject is out of the study's range.
+    """
+    base = Path(name).name
+    match = _NAME.match(base)
+    if match is None:
+        raise ValueError(
+            f"{base!r} is not a Sleep-EDF Expanded name (expected SC4ssN… or ST7ssN…, e.g. SC4001E0-PSG.edf)"
+        )
+    study = "SC" if match["sc"] else "ST"
+    subject = int(match["subject"])
+    valid = SC_SUBJECTS if study == "SC" else ST_SUBJECTS
+    if subject not in valid:
+        raise ValueError(
+            f"{base!r}: subject {subject} is outside the {study} study ({valid.start}–{valid.stop - 1})"
+        )
+    night = int(match["night"])
+    record = f"{study}{4 if study == 'SC' else 7}{subject:02d}{night}"
+    return SleepEdfId(study, subject, night, record, f"{study}{subject:02d}")
+
+
+def _kind(path: Path) -> str | None:
+    lower = path.name.lower()
+    if lower.endswith("-psg.edf"):
+        return "psg"
+    if lower.endswith("-hypnogram.edf"):
+        return "hypnogram"
+    return None
+
+
+def _pair(
+    psgs: Iterable[Path], hypnograms: Iterable[Path], where: Path | None, on_unpaired: str
+) -> list[SleepEdfPair]:
+    if on_unpaired not in ("raise", "warn"):
+        raise ValueError(f"on_unpaired must be 'raise' or 'warn', got {on_unpaired!r}")
+    problems: list[str] = []
+    found: dict[str, dict[SleepEdfId, Path]] = {"psg": {}, "hypnogram": {}}
+    for kind, paths in (("psg", psgs), ("hypnogram", hypnograms)):
+        for path in sorted(Path(p) for p in paths):
+            try:
+                night = parse_sleep_edf_name(path)
+            except ValueError as err:
+                problems.append(f"{path.name} (not a Sleep-EDF name: {err})")
+                continue
+            if night in found[kind]:
+                problems.append(
+                    f"{path.name} (second {kind} file for {night.record}: {found[kind][night].name})"
+                )
+                continue
+            found[kind][night] = path
+    psg_ids, hyp_ids = set(found["psg"]), set(found["hypnogram"])
+    for night in sorted(psg_ids - hyp_ids):
+        problems.append(f"{found['psg'][night].name} (no hypnogram for {night.record})")
+    for night in sorted(hyp_ids - psg_ids):
+        problems.append(f"{found['hypnogram'][night].name} (no PSG for {night.record})")
+    if problems:
+        message = f"{len(problems)} Sleep-EDF file(s) without a partner: " + "; ".join(problems)
+        if on_unpaired == "raise":
+            raise SomnaError(message, where)
+        warnings.warn(f"{where}: {message}; skipped" if where else f"{message}; skipped", stacklevel=3)
+    return [SleepEdfPair(found["psg"][n], found["hypnogram"][n], n) for n in sorted(psg_ids & hyp_ids)]
+
+
+def find_sleep_edf_pairs(
+    folder: str | Path, on_unpaired: Literal["raise", "warn"] = "raise"
+) -> list[SleepEdfPair]:
+    """Pair the ``*-PSG.edf`` and ``*-Hypnogram.edf`` files of a folder by study, subject and night.
+
+    The two letters after the record differ between a PSG and its hypnogram and vary between nights
+    (``SC4001E0``/``SC4001EC``, ``SC4011E0``/``SC4011EH``, ``ST7011J0``/``ST7011JP``), so files are
+    matched on the parsed record, never by rewriting one name into the other. Only the folder itself
+    is searched (not sub-folders); other files are ignored.
+
+    Parameters
+    ----------
+    folder : str | Path
+        The folder holding the files (MNE's ``physionet-sleep-data``, say).
+    on_unpaired : {"raise", "warn"}
+        What to do with a PSG without hypnogram, a hypnogram without PSG, a second file for the same
+        night, or a ``-PSG.edf``/``-Hypnogram.edf`` file whose name is not a Sleep-EDF name: raise
+        (default: a half-downloaded cohort should not train silently on fewer nights) or warn and
+        skip them.
+
+    Returns
+    -------
+    list of SleepEdfPair
+        Sorted by study, subject and night.
+
+    Raises
+    ------
+    SomnaError
+        If the folder does not exist, or with ``on_unpaired="raise"`` if any file lacks a partner;
+        the message lists every such file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SomnaError("is not a folder (expected Sleep-EDF *-PSG.edf and *-Hypnogram.edf files)", folder)
+    files = [p for p in folder.iterdir() if p.is_file()]
+    psgs = [p for p in files if _kind(p) == "psg"]
+    hypnograms = [p for p in files if _kind(p) == "hypnogram"]
+    return _pair(psgs, hypnograms, folder, on_unpaired)
+
+
+def parse_subject_range(text: str) -> list[int]:
+    """Parse a subject selection such as ``"0-19,25"``.
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated numbers and inclusive ranges ``a-b``; spaces are ignored.
+
+    Returns
+    -------
+    list of int
+        Sorted, without duplicates.
+
+    Raises
+    ------
+    ValueError
+        On an empty selection, a non-number, a negative number or a range whose end is before its start.
+    """
+    subjects: set[int] = set()
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if match is None:
+            raise ValueError(
+                f"cannot read subject selection {text!r}: {part!r} is not a number or a range a-b"
+            )
+        first = int(match[1])
+        last = int(match[2]) if match[2] is not None else first
+        if last < first:
+            raise ValueError(f"cannot read subject selection {text!r}: range {part!r} ends before it starts")
+        subjects.update(range(first, last + 1))
+    if not subjects:
+        raise ValueError(f"subject selection {text!r} selects no subject")
+    return sorted(subjects)
+
+
+def _mne_records(filename: str) -> list[dict[str, str]]:
+    # MNE's own record table: what its fetchers can download (and therefore what PhysioNet has).
+    import mne.datasets.sleep_physionet as sp
+
+    with open(Path(sp.__file__).parent / filename, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def download_sleep_edf(
+    subjects: Sequence[int],
+    study: Literal["sc", "st"] = "sc",
+    path: str | Path | None = None,
+    recordings: Sequence[int] = (1, 2),
+) -> list[SleepEdfPair]:
+    """Download (or find already downloaded) Sleep-EDF Expanded nights with MNE's fetchers.
+
+    Wraps ``mne.datasets.sleep_physionet.age.fetch_data`` (SC) and ``.temazepam.fetch_data`` (ST),
+    which verify each file's SHA-1 checksum (via pooch) and skip files already present.
+
+    Nights that PhysioNet does not have are skipped with one :class:`UserWarning` naming them,
+    rather than failing the whole download: SC subjects 39, 68, 69, 78, 79 (never published), SC
+    night 2 of subject 13 and night 1 of subjects 36 and 52 (lost), ST subjects 3 and 23. MNE's ST
+    fetcher only provides each subject's *placebo* night (night 1 or 2 depending on the subject), so
+    ST temazepam nights are skipped with the same warning.
+
+    Parameters
+    ----------
+    subjects : sequence of int
+        Subject numbers as in the file names: SC 0–82 (``SC4ssN``), ST 1–24 (``ST7ssN``; MNE's own
+        ST fetcher counts 0–21 over the published subjects, the translation is done here).
+    study : {"sc", "st"}
+        Sleep Cassette or Sleep Telemetry.
+    path : str | Path | None
+        Where MNE keeps the data (``None``: MNE's ``PHYSIONET_SLEEP_PATH`` config, else ``~/mne_data``).
+    recordings : sequence of int
+        Nights to get, among 1 and 2.
+
+    Returns
+    -------
+    list of SleepEdfPair
+        The downloaded nights, sorted by subject and night.
+
+    Raises
+    ------
+    ValueError
+        If a subject is outside the study's range, a night is not 1 or 2, or ``study`` is unknown.
+    SomnaError
+        If the files MNE returns cannot be paired.
+    """
+    study_key = str(study).lower()
+    if study_key not in ("sc", "st"):
+        raise ValueError(f"study must be 'sc' or 'st', got {study!r}")
+    subjects = sorted({int(s) for s in subjects})
+    if not subjects:
+        raise ValueError("no subject requested")
+    nights = sorted({int(n) for n in recordings})
+    if not nights or any(n not in (1, 2) for n in nights):
+        raise ValueError(f"recordings must be nights among 1 and 2, got {tuple(recordings)}")
+    valid = SC_SUBJECTS if study_key == "sc" else ST_SUBJECTS
+    outside = [s for s in subjects if s not in valid]
+    if outside:
+        raise ValueError(f"{study_key.upper()} subjects are {valid.start}–{valid.stop - 1}; got {outside}")
+    if study_key == "sc":
+        return _download_sc(subjects, nights, path)
+    return _download_st(subjects, nights, path)
+
+
+def _warn_skipped(skipped: list[str]) -> None:
+    if skipped:
+        warnings.warn(
+            f"Sleep-EDF nights not available on PhysioNet, skipped: {', '.join(skipped)}", stacklevel=3
+        )
+
+
+def _pairs_from_fetcher(fetched: Iterable[Sequence[str]]) -> list[SleepEdfPair]:
+    files = [Path(f) for pair in fetched for f in pair]
+    return _pair(
+        [f for f in files if _kind(f) == "psg"], [f for f in files if _kind(f) == "hypnogram"], None, "raise"
+    )
+
+
+def _download_sc(subjects: list[int], nights: list[int], path: str | Path | None) -> list[SleepEdfPair]:
+    from mne.datasets.sleep_physionet import age
+
+    available = {(int(r["subject"]), int(r["night"])) for r in _mne_records("age_records.csv")}
+    wanted = [(s, n) for s in subjects for n in nights]
+    skipped = [f"SC4{s:02d}{n}" for s, n in wanted if (s, n) not in available]
+    _warn_skipped(skipped)
+    fetch_subjects = sorted({s for s, n in wanted if (s, n) in available})
+    if not fetch_subjects:
+        return []
+    # Missing nights were reported above; "ignore" stops MNE raising on them (13/2, 36/1, 52/1).
+    fetched = age.fetch_data(
+        subjects=fetch_subjects,
+        recording=nights,
+        path=None if path is None else str(path),
+        on_missing="ignore",
+    )
+    return _pairs_from_fetcher(fetched)
+
+
+def _download_st(subjects: list[int], nights: list[int], path: str | Path | None) -> list[SleepEdfPair]:
+    from mne.datasets.sleep_physionet import temazepam
+
+    records = _mne_records("temazepam_records.csv")
+    # MNE numbers ST subjects 0..21 over the published ones; the files say the original number.
+    mne_index = {int(r["subject_orig"]): int(r["subject"]) for r in records}
+    placebo = {(int(r["subject_orig"]), int(r["night nr"])) for r in records if r["drug"] == "Placebo"}
+    wanted = [(s, n) for s in subjects for n in nights]
+    skipped = []
+    for s, n in wanted:
+        if s not in mne_index:
+            skipped.append(f"ST7{s:02d}{n} (subject not published)")
+        elif (s, n) not in placebo:
+            skipped.append(f"ST7{s:02d}{n} (temazepam night; MNE fetches placebo nights only)")
+    _warn_skipped(skipped)
+    fetch = sorted({s for s, n in wanted if (s, n) in placebo})
+    if not fetch:
+        return []
+    fetched = temazepam.fetch_data(
+        subjects=[mne_index[s] for s in fetch], path=None if path is None else str(path)
+    )
+    return [p for p in _pairs_from_fetcher(fetched) if p.id.night in nights]

@@ -1,0 +1,122 @@
+"""Checkpoints: written atomically, loaded with ``weights_only=True``, refused with a clear error when wrong.
+
+A checkpoint carries everything needed to use the model on new data: the weights, the model config,
+the label set, the modalities, the preprocessing parameters, the training config and the package
+versions it was made with; a resumable checkpoint also holds optimiser, scheduler and RNG state.
+"""
+
+from __future__ import annotations
+
+import pickle
+import platform
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from somna import __version__
+from somna.data.storage import atomic_write
+from somna.errors import CheckpointError
+from somna.models import ModelConfig, SequenceStager
+from somna.stages import LabelSet, get_label_set
+
+__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_FORMAT = "somna-checkpoint-1"
+_REQUIRED = ("format", "model_state", "model_config", "label_set", "modalities", "preprocess", "versions")
+
+
+def _versions() -> dict[str, str]:
+    return {"somna": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}  # fmt: skip
+
+
+def save_checkpoint(path: str | Path, model: SequenceStager, label_set: LabelSet, preprocess: dict[str, Any],
+                    **extra: Any) -> Path:  # fmt: skip
+    """Write a checkpoint atomically (temporary file, fsync, rename).
+
+    Parameters
+    ----------
+    path : str | Path
+        Target ``.pt`` file.
+    model : SequenceStager
+        The model; its config is stored beside the weights.
+    label_set : LabelSet
+        Stages the model outputs, in output order.
+    preprocess : dict
+        Preprocessing parameters of the data it was trained on (``asdict(PreprocessConfig)``).
+    **extra
+        More entries (training config, history, optimiser and RNG state for resuming, metrics). Only
+        tensors, numbers, strings, lists, tuples and dicts: anything else could not be loaded with
+        ``weights_only=True``.
+
+    Returns
+    -------
+    Path
+    """
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "model_state": model.state_dict(),
+        "model_config": model.config.to_dict(),
+        "label_set": label_set.name,
+        "modalities": list(model.config.modalities),
+        "preprocess": preprocess,
+        "versions": _versions(),
+        **extra,
+    }
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` and check its format.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing, not a torch checkpoint (truncated, corrupt, another format), holds
+        objects that are not plain data, or lacks somna's entries.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint file not found", path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"not a readable somna checkpoint (truncated or corrupt?): {first_line}", path
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"not a somna checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})", path
+        )
+    missing = [k for k in _REQUIRED if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint lacks {missing}", path)
+    return state
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[SequenceStager, dict[str, Any]]:
+    """Rebuild the model of a checkpoint in eval mode; returns it and the checkpoint dict.
+
+    Raises
+    ------
+    CheckpointError
+        If the checkpoint is unreadable or its weights do not fit its own model config.
+    """
+    state = load_checkpoint(path)
+    try:
+        config_dict = dict(state["model_config"])
+        config_dict["modalities"] = tuple(config_dict["modalities"])
+        config_dict["n_chans"] = tuple(tuple(x) for x in config_dict["n_chans"])
+        model = SequenceStager(ModelConfig(**config_dict))
+        model.load_state_dict(state["model_state"])
+        get_label_set(state["label_set"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as err:
+        first_line = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint does not match its model config: {first_line}", path) from None
+    model.eval()
+    return model, state
