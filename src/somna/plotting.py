@@ -9,8 +9,8 @@ from matplotlib.figure import Figure
 from scipy.signal import welch
 
 from somna.data.cohort import Cohort
-from somna.data.storage import atomic_write
 from somna.stages import AASM
+from somna.storage import atomic_write
 
 __all__ = ["STAGE_COLOURS", "cohort_stage_spectra", "plot_cohort_spectra"]
 

@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 
 from somna import __version__
 from somna.config import CohortConfig, config_to_dict
-from somna.data.storage import atomic_write, sha256_file, write_json_atomic
 from somna.errors import CacheError, SomnaError
 from somna.io import align_hypnogram, find_sleep_edf_pairs, read_hypnogram, read_psg
 from somna.preprocess import EpochedNight, preprocess_night
 from somna.stages import AASM, RK, stage_counts
+from somna.storage import atomic_write, sha256_file, write_json_atomic
 
 __all__ = ["Cohort", "CohortEntry", "epoch_dtype", "prepare_cohort"]
 

@@ -6,8 +6,6 @@ open. Reading lives in :mod:`somna.io.edf`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +16,7 @@ import numpy as np
 
 from somna.hypnogram import Hypnogram
 from somna.stages import RK, UNSCORED
+from somna.storage import atomic_write
 
 __all__ = ["EdfChannel", "hypnogram_annotation_text", "write_hypnogram_edf", "write_psg_edf"]
 
@@ -46,18 +45,6 @@ class EdfChannel:
     unit: str = "uV"
     physical_range: tuple[float, float] = (-500.0, 500.0)
     prefiltering: str = ""
-
-
-def _atomic_write(edf: edfio.Edf, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        edf.write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_psg_edf(
@@ -109,7 +96,7 @@ def write_psg_edf(
         patient=_patient(patient),
         recording=edfio.Recording(startdate=start.date()),
     )
-    _atomic_write(edf, path)
+    atomic_write(path, edf.write)
     return path
 
 
@@ -174,5 +161,5 @@ def write_hypnogram_edf(path: str | Path, hypnogram: Hypnogram, start: datetime)
         recording=edfio.Recording(startdate=start.date()),
         annotations=annotations,
     )
-    _atomic_write(edf, path)
+    atomic_write(path, edf.write)
     return path

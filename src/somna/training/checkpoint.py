@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from somna import __version__
-from somna.data.storage import atomic_write
 from somna.errors import CheckpointError
 from somna.models import ModelConfig, SequenceStager
 from somna.stages import LabelSet, get_label_set
+from somna.storage import atomic_write
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
 

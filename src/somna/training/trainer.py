@@ -1,0 +1,237 @@
+"""Training one model on one subject-wise split, with early stopping, checkpoints and resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
+from tqdm.auto import tqdm
+
+from somna.data.cohort import Cohort
+from somna.data.sequences import ChunkSampler, NightArrays, load_night
+from somna.data.splits import Fold, check_no_leakage
+from somna.errors import CheckpointError, SomnaError
+from somna.inference import predict_night
+from somna.models import ModelConfig, SequenceStager
+from somna.stages import UNSCORED, LabelSet
+from somna.storage import write_json_atomic
+from somna.training.checkpoint import load_checkpoint, save_checkpoint
+from somna.training.config import TrainConfig
+
+__all__ = ["TrainResult", "class_weights", "records_of", "train_model"]
+
+# Nights smaller than this in total are copied into memory instead of read from the memory maps.
+_IN_MEMORY_BYTES = 4 * 1024**3
+
+
+@dataclass
+class TrainResult:
+    """What training one split produced."""
+
+    best_checkpoint: Path
+    best_pass: int
+    best_validation: dict[str, float]
+    history: list[dict[str, float]]
+    labelled_epochs_per_s: float
+    stopped_early: bool
+
+
+def records_of(cohort: Cohort, subjects: tuple[str, ...] | list[str]) -> list[str]:
+    """Recording ids of the given subjects (all their nights), sorted."""
+    wanted = set(subjects)
+    return sorted(e.record for e in cohort.entries if e.subject_id in wanted)
+
+
+def class_weights(nights: list[NightArrays], n_classes: int, mode: str) -> torch.Tensor | None:
+    """Cross-entropy class weights from the training targets: ``"none"``, ``"balanced"`` or ``"sqrt"``."""
+    if mode == "none":
+        return None
+    labels = np.concatenate([n.labels[n.labels != UNSCORED] for n in nights])
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    weights = counts.sum() / (n_classes * np.maximum(counts, 1.0))
+    if mode == "sqrt":
+        weights = np.sqrt(weights)
+    elif mode != "balanced":
+        raise SomnaError(f"class_weights must be 'none', 'balanced' or 'sqrt', not {mode!r}")
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def validation_scores(model: SequenceStager, nights: list[NightArrays]) -> dict[str, float]:
+    """Accuracy and macro-F1 of the model on scored epochs of these nights (pooled)."""
+    y_true, y_pred = [], []
+    for night in nights:
+        probs = predict_night(model, night)
+        scored = night.labels != UNSCORED
+        y_true.append(night.labels[scored])
+        y_pred.append(probs[scored].argmax(axis=1))
+    t, p = np.concatenate(y_true), np.concatenate(y_pred)
+    return {"accuracy": float(accuracy_score(t, p)), "macro_f1": float(f1_score(t, p, average="macro"))}
+
+
+def _is_better(scores: dict[str, float], best: dict[str, float] | None) -> bool:
+    if best is None:
+        return True
+    return (scores["accuracy"], scores["macro_f1"]) > (best["accuracy"], best["macro_f1"])
+
+
+def _schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = max(1, total_steps // 20)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_model(
+    cohort: Cohort,
+    fold: Fold,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    label_set: LabelSet,
+    run_dir: str | Path,
+    progress: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train on a fold's training subjects, choosing the checkpoint on its validation subjects.
+
+    The fold's test subjects are never read here. ``run_dir/last.pt`` is written after every pass
+    (weights, optimiser, schedule, RNG state, history) so an interrupted run resumes where it stopped;
+    ``run_dir/best.pt`` holds the weights with the best validation accuracy (macro-F1 breaks ties).
+
+    Parameters
+    ----------
+    cohort : Cohort
+        Prepared cohort.
+    fold : Fold
+        Subjects of train / validation / test; checked for subject leakage first.
+    model_config : ModelConfig
+        Model sizes and modalities.
+    train_config : TrainConfig
+        Optimisation settings and seed.
+    label_set : LabelSet
+        Target stages.
+    run_dir : str | Path
+        Folder for checkpoints and ``history.json``.
+    progress : bool
+        Show a progress bar per pass with the running loss and validation scores.
+    extra : dict | None
+        Stored in the checkpoints (e.g. the experiment config).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    LeakageError
+        If a subject appears in two of train / validation / test.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    subject_of = {e.record: e.subject_id for e in cohort.entries}
+    splits = {name: records_of(cohort, getattr(fold, name)) for name in ("train", "validation", "test")}
+    check_no_leakage(splits, subject_of)
+    if not splits["train"] or not splits["validation"]:
+        raise SomnaError(f"fold {fold.index} has no training or no validation recordings", cohort.root)
+
+    torch.set_num_threads(train_config.threads)
+    modalities = model_config.modalities
+    size = sum(cohort.night(r).nbytes for r in splits["train"] + splits["validation"])
+    in_memory = size < _IN_MEMORY_BYTES
+    train_nights = [load_night(cohort, r, label_set, modalities, in_memory) for r in splits["train"]]
+    val_nights = [load_night(cohort, r, label_set, modalities, in_memory) for r in splits["validation"]]
+
+    torch.manual_seed(train_config.seed)
+    model = SequenceStager(model_config)
+    sampler = ChunkSampler(train_nights, model.seq_len, train_config.chunk_len, train_config.batch_size,
+                           seed=train_config.seed)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+    )
+    scheduler = _schedule(optimizer, train_config.max_epochs * len(sampler))
+    weights = class_weights(train_nights, label_set.n_classes, train_config.class_weights)
+    loss_fn = nn.CrossEntropyLoss(weight=weights, ignore_index=UNSCORED)
+    preprocess = cohort.manifest["config"]["preprocess"]
+    meta = {"train_config": asdict(train_config), "fold": fold.to_dict(), **(extra or {})}
+
+    history: list[dict[str, float]] = []
+    best: dict[str, float] | None = None
+    best_pass, since_best, start = -1, 0, 0
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if last_path.is_file():
+        state = load_checkpoint(last_path)
+        if state.get("train_config") != asdict(train_config) or state.get("fold") != fold.to_dict():
+            raise CheckpointError("exists from a different config or fold; use a new run folder", last_path)
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
+        torch.set_rng_state(state["torch_rng"])
+        history, best = state["history"], state["best_validation"]
+        best_pass, since_best, start = state["best_pass"], state["since_best"], state["next_pass"]
+        if progress:
+            print(f"resuming {run_dir} at pass {start + 1}/{train_config.max_epochs}")
+
+    stopped_early = since_best >= train_config.patience
+    for pass_index in range(start, train_config.max_epochs):
+        if stopped_early:
+            break
+        model.train()
+        t0, loss_sum, n_batches = time.perf_counter(), 0.0, 0
+        bar = tqdm(sampler.batches(pass_index), total=len(sampler), disable=not progress, leave=False,
+                   desc=f"pass {pass_index + 1}/{train_config.max_epochs}", unit="batch")  # fmt: skip
+        for signals, targets in bar:
+            logits = model(signals)
+            loss = loss_fn(logits.flatten(0, 1), targets.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item()
+            n_batches += 1
+            bar.set_postfix(loss=f"{loss_sum / n_batches:.3f}")
+        train_s = time.perf_counter() - t0
+        scores = validation_scores(model, val_nights)
+        record = {"pass": pass_index + 1, "loss": loss_sum / max(n_batches, 1), "train_s": train_s,
+                  "labelled_epochs_per_s": sampler.n_targets / train_s,
+                  "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"]}  # fmt: skip
+        history.append(record)
+        if _is_better(scores, best):
+            best, best_pass, since_best = scores, pass_index + 1, 0
+            save_checkpoint(
+                best_path, model, label_set, preprocess, **meta, best_validation=best, best_pass=best_pass
+            )
+        else:
+            since_best += 1
+        stopped_early = since_best >= train_config.patience
+        save_checkpoint(
+            last_path, model, label_set, preprocess, **meta,
+            optimizer_state=optimizer.state_dict(), scheduler_state=scheduler.state_dict(),
+            torch_rng=torch.get_rng_state(), history=history, best_validation=best, best_pass=best_pass,
+            since_best=since_best, next_pass=pass_index + 1,
+        )  # fmt: skip
+        if progress:
+            mark = " *" if best_pass == pass_index + 1 else ""
+            tqdm.write(
+                f"  pass {pass_index + 1:>2}/{train_config.max_epochs}  loss {record['loss']:.3f}  "
+                f"val acc {scores['accuracy']:.3f}  val macro-F1 {scores['macro_f1']:.3f}  "
+                f"{record['labelled_epochs_per_s']:.0f} epochs/s{mark}"
+            )
+    write_json_atomic(run_dir / "history.json", history)
+    speeds = [h["labelled_epochs_per_s"] for h in history]
+    if best is None:
+        raise SomnaError("training ran no pass (max_epochs is 0?)", run_dir)
+    return TrainResult(
+        best_path, best_pass, best, history, float(np.median(speeds)) if speeds else 0.0, stopped_early
+    )
