@@ -88,6 +88,28 @@ def _cmd_info(args: argparse.Namespace) -> None:
     _print_stage_table(cohort)
 
 
+def _run_dir(args: argparse.Namespace, experiment_name: str, mode: str) -> Path:
+    return Path(args.out) if args.out else Path("runs") / f"{experiment_name}-{mode}"
+
+
+def _cmd_experiment(args: argparse.Namespace) -> None:
+    from somna.training.config import load_experiment
+    from somna.training.experiment import run_ablation, run_experiment
+
+    experiment = load_experiment(args.config)
+    if args.command == "ablate":
+        run_ablation(experiment, _run_dir(args, experiment.name, "ablation"), args.mode)
+    else:
+        mode = "holdout" if args.command == "train" else "cv"
+        run_experiment(experiment, _run_dir(args, experiment.name, mode), mode)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from somna.training.experiment import evaluate_run
+
+    evaluate_run(args.run)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from somna.demo import run_demo
 
@@ -159,6 +181,44 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("cache", type=Path, help="cache folder written by `somna prepare`")
     p.add_argument("--verify", action="store_true", help="verify every night's checksum")
     p.set_defaults(func=_cmd_info)
+
+    for name, help_text, description in (
+        (
+            "train",
+            "train one model on a subject-wise train/validation/test split and evaluate it",
+            "Train the sequence model on the training subjects, choose the checkpoint on validation subjects "
+            "(drawn from the training side, never the test subjects), then score and evaluate the test "
+            "subjects. Rerunning the same command resumes an interrupted run.",
+        ),
+        (
+            "cv",
+            "subject-wise cross-validation (both nights of a subject in the same fold)",
+            "Train one model per fold of subjects and evaluate the pooled test predictions (and per subject, "
+            "mean ± sd). Finished folds are skipped when rerun; an interrupted fold resumes.",
+        ),
+        (
+            "ablate",
+            "compare EEG, EEG+EOG and EEG+EOG+EMG models on the same folds",
+            "Run the experiment three times with different modalities on identical folds and print one table "
+            "(accuracy, macro-F1, kappa, per-class F1).",
+        ),
+    ):
+        p = sub.add_parser(name, help=help_text, description=description, formatter_class=fmt)
+        p.add_argument("--config", required=True, help="experiment TOML (see configs/)")
+        p.add_argument("--out", default=None, help="run folder (default: runs/<config name>-<mode>)")
+        if name == "ablate":
+            p.add_argument("--mode", choices=["cv", "holdout"], default="cv", help="protocol of each variant")
+        p.set_defaults(func=_cmd_experiment)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="(re)write the evaluation report of a run folder",
+        description="Pool the test predictions of every fold of a run and write evaluation.json, "
+        "evaluation.md and confusion_matrix.png (counts and row-normalised) into the run folder.",
+        formatter_class=fmt,
+    )
+    p.add_argument("run", type=Path, help="run folder written by `somna train`, `cv` or `ablate`")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
         "demo",

@@ -29,12 +29,17 @@ _REQUIRED = ("format", "model_state", "model_config", "label_set", "modalities",
 
 
 def _versions() -> dict[str, str]:
-    return {"somna": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "somna": __version__,
+        "torch": str(torch.__version__),
+        "numpy": str(np.__version__),
+        "python": platform.python_version(),
+    }
 
 
-def save_checkpoint(path: str | Path, model: SequenceStager, label_set: LabelSet, preprocess: dict[str, Any],
-                    **extra: Any) -> Path:  # fmt: skip
+def save_checkpoint(
+    path: str | Path, model: SequenceStager, label_set: LabelSet, preprocess: dict[str, Any], **extra: Any
+) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename).
 
     Parameters
@@ -69,6 +74,14 @@ def save_checkpoint(path: str | Path, model: SequenceStager, label_set: LabelSet
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def _reason(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    unpickler = [line for line in lines if "WeightsUnpickler error" in line]
+    if unpickler:  # torch's message leads with advice to load unsafely; the cause is on this line
+        return unpickler[0].split(". Please use")[0] + " (not loadable with weights_only=True)"
+    return lines[0] if lines else type(err).__name__
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with ``torch.load(weights_only=True)`` and check its format.
 
@@ -84,10 +97,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"not a readable somna checkpoint (truncated or corrupt?): {first_line}", path
-        ) from None
+        raise CheckpointError(f"not a readable somna checkpoint: {_reason(err)}", path) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(

@@ -154,8 +154,9 @@ def train_model(
 
     torch.manual_seed(train_config.seed)
     model = SequenceStager(model_config)
-    sampler = ChunkSampler(train_nights, model.seq_len, train_config.chunk_len, train_config.batch_size,
-                           seed=train_config.seed)  # fmt: skip
+    sampler = ChunkSampler(
+        train_nights, model.seq_len, train_config.chunk_len, train_config.batch_size, seed=train_config.seed
+    )
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
     )
@@ -188,8 +189,14 @@ def train_model(
             break
         model.train()
         t0, loss_sum, n_batches = time.perf_counter(), 0.0, 0
-        bar = tqdm(sampler.batches(pass_index), total=len(sampler), disable=not progress, leave=False,
-                   desc=f"pass {pass_index + 1}/{train_config.max_epochs}", unit="batch")  # fmt: skip
+        bar = tqdm(
+            sampler.batches(pass_index),
+            total=len(sampler),
+            disable=not progress,
+            leave=False,
+            desc=f"pass {pass_index + 1}/{train_config.max_epochs}",
+            unit="batch",
+        )
         for signals, targets in bar:
             logits = model(signals)
             loss = loss_fn(logits.flatten(0, 1), targets.flatten())
@@ -203,9 +210,14 @@ def train_model(
             bar.set_postfix(loss=f"{loss_sum / n_batches:.3f}")
         train_s = time.perf_counter() - t0
         scores = validation_scores(model, val_nights)
-        record = {"pass": pass_index + 1, "loss": loss_sum / max(n_batches, 1), "train_s": train_s,
-                  "labelled_epochs_per_s": sampler.n_targets / train_s,
-                  "val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"]}  # fmt: skip
+        record = {
+            "pass": pass_index + 1,
+            "loss": loss_sum / max(n_batches, 1),
+            "train_s": train_s,
+            "labelled_epochs_per_s": sampler.n_targets / train_s,
+            "val_accuracy": scores["accuracy"],
+            "val_macro_f1": scores["macro_f1"],
+        }
         history.append(record)
         if _is_better(scores, best):
             best, best_pass, since_best = scores, pass_index + 1, 0
@@ -216,11 +228,20 @@ def train_model(
             since_best += 1
         stopped_early = since_best >= train_config.patience
         save_checkpoint(
-            last_path, model, label_set, preprocess, **meta,
-            optimizer_state=optimizer.state_dict(), scheduler_state=scheduler.state_dict(),
-            torch_rng=torch.get_rng_state(), history=history, best_validation=best, best_pass=best_pass,
-            since_best=since_best, next_pass=pass_index + 1,
-        )  # fmt: skip
+            last_path,
+            model,
+            label_set,
+            preprocess,
+            **meta,
+            optimizer_state=optimizer.state_dict(),
+            scheduler_state=scheduler.state_dict(),
+            torch_rng=torch.get_rng_state(),
+            history=history,
+            best_validation=best,
+            best_pass=best_pass,
+            since_best=since_best,
+            next_pass=pass_index + 1,
+        )
         if progress:
             mark = " *" if best_pass == pass_index + 1 else ""
             tqdm.write(
