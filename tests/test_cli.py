@@ -53,3 +53,10 @@ def test_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
     keep_all = tmp_path / "keep.toml"
     keep_all.write_text("[preprocess]\ntrim_wake_min = -1\n")
     assert load_config(keep_all).preprocess.trim_wake_min is None
+
+
+def test_demo_toml_matches_the_built_in_demo_experiment() -> None:
+    from somna.demo import DEMO_EXPERIMENT
+    from somna.training.config import load_experiment
+
+    assert load_experiment(REPO / "configs" / "demo.toml") == DEMO_EXPERIMENT

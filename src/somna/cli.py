@@ -223,12 +223,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo",
         help="the main job on built-in synthetic data (no download needed)",
-        description="Synthesise a small Sleep-EDF-like cohort, prepare it, print per-subject stage counts "
-        "and write the per-stage spectra figure into the run folder.",
+        description="Synthesise a small Sleep-EDF-like cohort (8 subjects x 2 nights), prepare it, print "
+        "per-subject stage counts and the per-stage spectra figure, then train the 5-class model on a "
+        "subject-wise train/validation/test split and print its evaluation with the confusion matrix. "
+        "Everything lands in the run folder, ready for the next commands.",
         formatter_class=fmt,
     )
     p.add_argument("--out", default="runs/demo", help="run folder")
-    p.add_argument("--subjects", type=int, default=6, help="synthetic subjects (2 nights each)")
+    p.add_argument("--subjects", type=int, default=8, help="synthetic subjects (2 nights each)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes")
     p.set_defaults(func=_cmd_demo)

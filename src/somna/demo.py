@@ -1,52 +1,70 @@
-"""The main job on built-in data: synthesise a Sleep-EDF-like cohort, prepare it and describe it."""
+"""The main job on built-in data: synthesise a Sleep-EDF-like cohort, prepare it, train and evaluate."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from somna.data import Cohort, prepare_cohort
 from somna.synth import write_synthetic_cohort
+from somna.training.config import CVConfig, DataConfig, ExperimentConfig, TrainConfig
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_EXPERIMENT", "run_demo"]
+
+DEMO_EXPERIMENT = ExperimentConfig(
+    name="demo",
+    data=DataConfig(cache="runs/demo/cache", label_set="aasm", modalities=("eeg", "eog", "emg")),
+    model={"seq_len": 20, "embed_dim": 64, "cnn_width": 32},
+    training=TrainConfig(
+        max_epochs=12, patience=4, batch_size=16, chunk_len=128, lr=2e-3, class_weights="sqrt"
+    ),
+    cv=CVConfig(n_folds=4, validation_fraction=0.2, test_fraction=0.25, seed=0),
+)
+"""The demo's experiment; ``configs/demo.toml`` holds the same settings for ``somna train``/``cv``."""
 
 
-def run_demo(out: Path, n_subjects: int = 6, seed: int = 0, workers: int = 2) -> Cohort:
-    """Synthesise ``n_subjects`` × 2 nights, prepare the cohort and write the per-stage spectra figure.
+def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) -> dict:
+    """Synthesise, prepare, train the 5-class model on a subject-wise split and evaluate it.
 
     Parameters
     ----------
     out : Path
-        Run folder; holds ``edf/`` (the synthetic Sleep-EDF files), ``cache/`` (the prepared cohort) and
-        ``stage_spectra.png``. Rerunning reuses what is already there.
+        Run folder; holds ``edf/`` (synthetic Sleep-EDF files), ``cache/`` (prepared cohort),
+        ``stage_spectra.png`` and ``model/`` (checkpoints, predictions, ``evaluation.md``,
+        ``confusion_matrix.png``). Rerunning reuses what is already there.
     n_subjects : int
         Synthetic subjects, two nights each.
     seed : int
-        Random seed of the synthetic cohort.
+        Seed of the synthetic cohort.
     workers : int
         Parallel processes for preparing.
 
     Returns
     -------
-    Cohort
-        The prepared cohort.
+    dict
+        Pooled agreement on the test subjects.
     """
     from somna.cli import _print_stage_table
     from somna.plotting import plot_cohort_spectra
+    from somna.training.experiment import run_experiment
 
     out = Path(out)
     edf_dir = out / "edf"
     t0 = time.perf_counter()
     if not any(edf_dir.glob("*-PSG.edf")):
-        print(f"[1/3] synthesising {n_subjects} subjects x 2 nights (Sleep-EDF SC layout) into {edf_dir}")
+        print(f"[1/4] synthesising {n_subjects} subjects x 2 nights (Sleep-EDF SC layout) into {edf_dir}")
         write_synthetic_cohort(edf_dir, n_subjects=n_subjects, layout="sc", seed=seed, nights=2)
     else:
-        print(f"[1/3] reusing the synthetic cohort in {edf_dir}")
-    print(f"[2/3] preparing the cohort cache in {out / 'cache'}")
+        print(f"[1/4] reusing the synthetic cohort in {edf_dir}")
+    print(f"[2/4] preparing the cohort cache in {out / 'cache'}")
     cohort = prepare_cohort(edf_dir, out / "cache", workers=workers)
-    print(f"{cohort!r}; per-subject epochs per stage after trimming to the sleep period ± 30 min:")
+    print(f"{cohort!r}; epochs per stage after trimming to the sleep period ± 30 min:")
     _print_stage_table(cohort)
-    figure = plot_cohort_spectra(cohort, out / "stage_spectra.png")
-    print(f"[3/3] per-stage EEG/EOG spectra written to {figure}")
-    print(f"done in {time.perf_counter() - t0:.0f} s")
-    return cohort
+    figure = plot_cohort_spectra(Cohort.open(out / "cache", verify=False), out / "stage_spectra.png")
+    print(f"[3/4] per-stage EEG/EOG spectra written to {figure}")
+    experiment = replace(DEMO_EXPERIMENT, data=replace(DEMO_EXPERIMENT.data, cache=str(out / "cache")))
+    print("[4/4] training the 5-class model (EEG+EOG+EMG) on a subject-wise train/validation/test split")
+    pooled = run_experiment(experiment, out / "model", mode="holdout")
+    print(f"done in {time.perf_counter() - t0:.0f} s; model and report in {out / 'model'}")
+    return pooled

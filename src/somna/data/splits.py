@@ -28,8 +28,12 @@ class Fold:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
-        return {"index": self.index, "train": list(self.train), "validation": list(self.validation),
-                "test": list(self.test)}  # fmt: skip
+        return {
+            "index": self.index,
+            "train": list(self.train),
+            "validation": list(self.validation),
+            "test": list(self.test),
+        }
 
 
 def _split_validation(

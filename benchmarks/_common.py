@@ -1,0 +1,79 @@
+"""Helpers shared by the benchmark scripts: a synthetic cohort to measure on, and JSON results."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from somna import __version__
+from somna.data import Cohort, prepare_cohort
+from somna.stages import stage_codes_from_strings
+from somna.storage import write_json_atomic
+from somna.synth import write_synthetic_cohort
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def synthetic_cohort(work: Path, n_subjects: int, seed: int, hours: float | None = None) -> Cohort:
+    """Synthesise (once) and prepare a cohort under ``work``; reused when already there."""
+    edf = work / "edf"
+    if not any(edf.glob("*-PSG.edf")):
+        write_synthetic_cohort(edf, n_subjects=n_subjects, layout="sc", seed=seed, nights=2, hours=hours)
+    return prepare_cohort(edf, work / "cache", workers=2, progress=False)
+
+
+def environment() -> dict[str, Any]:
+    """Where a number was measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        model = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in model.splitlines() if line.startswith("Model name")),
+            cpu,
+        )
+    except OSError:
+        pass
+    return {
+        "somna": __version__,
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def write_result(name: str, data: dict[str, Any], out: Path = RESULTS) -> Path:
+    """Write ``out/<name>.json`` atomically, with the environment."""
+    path = out / f"{name}.json"
+    write_json_atomic(path, {**data, "environment": environment()})
+    print(f"wrote {path}")
+    return path
+
+
+def yasa_stages(psg: Path, first_epoch: int, n_epochs: int) -> np.ndarray:
+    """AASM codes from YASA's pretrained ``SleepStaging`` (EEG Fpz-Cz + EOG) for epochs
+    ``first_epoch`` … ``first_epoch + n_epochs - 1`` of a Sleep-EDF-layout PSG.
+
+    YASA's features include the time of night, so it sees the same trimmed span somna stages. It reads
+    through MNE, which is fine here because only the 100 Hz EEG and EOG channels are loaded.
+    """
+    import mne
+    import yasa
+
+    mne.set_log_level("ERROR")
+    raw = mne.io.read_raw_edf(psg, include=["EEG Fpz-Cz", "EOG horizontal"], preload=True)
+    raw.crop(tmin=first_epoch * 30.0, tmax=(first_epoch + n_epochs) * 30.0, include_tmax=False)
+    predicted = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal").predict()
+    _, codes = stage_codes_from_strings(np.asarray(predicted.hypno).astype(str).tolist())
+    if codes.size < n_epochs:  # YASA drops a trailing partial epoch
+        codes = np.concatenate([codes, np.full(n_epochs - codes.size, codes[-1], dtype=codes.dtype)])
+    return codes[:n_epochs]

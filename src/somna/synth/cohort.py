@@ -1,0 +1,202 @@
+"""Write a synthetic cohort as EDF files in Sleep-EDF Expanded's exact naming and layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from somna.errors import SomnaError
+from somna.hypnogram import Hypnogram
+from somna.io.edf_write import EdfChannel, write_hypnogram_edf, write_psg_edf
+from somna.stages import RK
+from somna.synth.hypnograms import HYPNOGRAM_DIR, load_reference_hypnograms, sample_night_stages
+from somna.synth.physiology import PsgSignals, sample_subject_profile, synthesize_psg
+
+__all__ = ["GENERATOR_VERSION", "HYPNOGRAM_LETTERS", "night_file_names", "write_synthetic_cohort"]
+
+GENERATOR_VERSION = "1.0.0"
+"""Bumped whenever the same seed would give different files."""
+
+HYPNOGRAM_LETTERS = "CHJMPVAOEGRUWY"
+"""Second letter of Sleep-EDF hypnogram file suffixes (the scorer's code: SC4001EC, SC4011EH, ST7011JP)."""
+
+_LAYOUTS = {
+    # file-name prefix and recording letter (SC4001E0, ST7011J0)
+    "sc": ("SC4", "E"),
+    "st": ("ST7", "J"),
+}
+# Sleep-EDF headers' prefiltering fields and physical ranges, approximately.
+_EEG_PREFILTER = "HP:0.5Hz LP:100Hz"
+_MAX_SUBJECTS = 100  # two digits of subject number in the file name
+
+
+def night_file_names(layout: str, subject: int, night: int, letter: str) -> tuple[str, str]:
+    """Sleep-EDF file names of one night.
+
+    Parameters
+    ----------
+    layout : {"sc", "st"}
+        Sleep Cassette (``SC4ssnE0``) or Sleep Telemetry (``ST7ssnJ0``).
+    subject : int
+        Subject number, 0-99.
+    night : int
+        Night number, 1 or 2 (more are allowed: 1-9).
+    letter : str
+        Scorer letter of the hypnogram file (``"C"`` gives ``SC4001EC-Hypnogram.edf``).
+
+    Returns
+    -------
+    psg, hypnogram : str
+        For example ``("SC4001E0-PSG.edf", "SC4001EC-Hypnogram.edf")``.
+    """
+    prefix, rec = _LAYOUTS[layout]
+    stem = f"{prefix}{subject:02d}{night}{rec}"
+    return f"{stem}0-PSG.edf", f"{stem}{letter}-Hypnogram.edf"
+
+
+def _channels(signals: PsgSignals, layout: str) -> list[EdfChannel]:
+    fs = signals.sfreq
+    chans = [
+        EdfChannel("EEG Fpz-Cz", signals.eeg_fpz_cz, fs, "uV", (-200.0, 200.0), _EEG_PREFILTER),
+        EdfChannel("EEG Pz-Oz", signals.eeg_pz_oz, fs, "uV", (-200.0, 200.0), _EEG_PREFILTER),
+        EdfChannel("EOG horizontal", signals.eog_horizontal, fs, "uV", (-1000.0, 1000.0), _EEG_PREFILTER),
+        EdfChannel(
+            "Resp oro-nasal", signals.resp_oro_nasal, 1.0, "", (-2048.0, 2048.0), "HP:0.03Hz LP:0.9Hz"
+        ),
+    ]
+    if layout == "sc":
+        emg = EdfChannel(
+            "EMG submental", signals.emg_envelope, 1.0, "uV", (0.0, 500.0), "HP:16Hz Rectification LP:0.7Hz"
+        )
+    else:
+        emg = EdfChannel(
+            "EMG submental", signals.emg_submental, fs, "uV", (-500.0, 500.0), "HP:16Hz LP:100Hz"
+        )
+    chans.append(emg)
+    chans.append(EdfChannel("Temp rectal", signals.temp_rectal, 1.0, "DegC", (34.0, 40.0), "LP:0.1Hz"))
+    chans.append(EdfChannel("Event marker", signals.event_marker, 1.0, "", (-2048.0, 2048.0), ""))
+    return chans
+
+
+def _start_time(rng: np.random.Generator, layout: str, subject: int, night: int) -> datetime:
+    # Sleep-EDF's SC recordings began in the afternoon (1989-1991), ST ones in the evening (1994).
+    if layout == "sc":
+        day = datetime(1989, 3, 1) + timedelta(days=9 * subject + night - 1)
+        minutes = int(rng.integers(14 * 60, 17 * 60 + 30))
+    else:
+        day = datetime(1994, 5, 1) + timedelta(days=9 * subject + night - 1)
+        minutes = int(rng.integers(22 * 60, 23 * 60 + 45))
+    return day + timedelta(minutes=minutes)
+
+
+def _atomic_json(path: Path, payload: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2)
+            fh.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are shared files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_synthetic_cohort(
+    out_dir: str | Path,
+    n_subjects: int,
+    layout: str = "sc",
+    seed: int = 0,
+    nights: int = 2,
+    hours: float | None = None,
+    *,
+    hypnogram_dir: Path | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Synthesise a cohort and write it as Sleep-EDF Expanded files.
+
+    Each night gives ``<stem>0-PSG.edf`` and ``<stem><letter>-Hypnogram.edf`` (R&K EDF+ annotations),
+    the scorer letter varying between nights as in Sleep-EDF. SC nights carry EEG Fpz-Cz, EEG Pz-Oz
+    and EOG horizontal at 100 Hz and Resp oro-nasal, EMG submental (an RMS envelope in µV), Temp
+    rectal and Event marker at 1 Hz; ST nights have the raw EMG at 100 Hz. Data records are 30 s. Both
+    nights of a subject share the subject's physiology; a subject's files do not depend on
+    ``n_subjects``. A ``synthetic.json`` next to the files records how they were made.
+
+    Parameters
+    ----------
+    out_dir : str | Path
+        Folder to write into (created).
+    n_subjects : int
+        Number of subjects, 1-100 (numbered 00, 01, ...).
+    layout : {"sc", "st"}
+        Sleep Cassette (20+ h nights, hours of wake) or Sleep Telemetry (about 9 h).
+    seed : int
+        Seed; the same seed gives byte-identical files.
+    nights : int
+        Nights per subject, 1-9.
+    hours : float | None
+        Cap each night at this many hours, keeping the sleep onset (for fast tests and demos).
+    hypnogram_dir : Path | None
+        Real Sleep-EDF hypnograms to resample; the Markov fallback is used where there are none.
+    progress : bool
+        Show a progress bar over nights.
+
+    Returns
+    -------
+    list of Path
+        The written files in order: PSG, hypnogram, PSG, hypnogram, ...
+
+    Raises
+    ------
+    SomnaError
+        For a layout, subject count or night count outside the ranges above.
+    """
+    if layout not in _LAYOUTS:
+        raise SomnaError(f"unknown layout {layout!r}; use 'sc' (Sleep Cassette) or 'st' (Sleep Telemetry)")
+    if not 1 <= n_subjects <= _MAX_SUBJECTS:
+        raise SomnaError(f"n_subjects must be 1-{_MAX_SUBJECTS}, not {n_subjects}")
+    if not 1 <= nights <= 9:
+        raise SomnaError(f"nights must be 1-9, not {nights}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    jobs = [(s, k) for s in range(n_subjects) for k in range(1, nights + 1)]
+    for subject, night in tqdm(jobs, desc="synthetic nights", unit="night", disable=not progress):
+        subject_rng = np.random.default_rng([seed, subject])
+        profile = sample_subject_profile(subject_rng)
+        rng = np.random.default_rng([seed, subject, night])
+        stages = sample_night_stages(rng, layout=layout, hours=hours, hypnogram_dir=hypnogram_dir)
+        start = _start_time(rng, layout, subject, night)
+        letter = HYPNOGRAM_LETTERS[int(rng.integers(len(HYPNOGRAM_LETTERS)))]
+        signals = synthesize_psg(
+            stages,
+            profile,
+            rng,
+            start_hour=start.hour + start.minute / 60.0,
+            raw_emg=layout == "st",
+        )
+        psg_name, hyp_name = night_file_names(layout, subject, night, letter)
+        paths.append(write_psg_edf(out / psg_name, _channels(signals, layout), start, data_record_s=30.0))
+        paths.append(write_hypnogram_edf(out / hyp_name, Hypnogram(stages, RK, start=start), start))
+    _atomic_json(
+        out / "synthetic.json",
+        {
+            "generator": "somna.synth",
+            "generator_version": GENERATOR_VERSION,
+            "seed": seed,
+            "layout": layout,
+            "n_subjects": n_subjects,
+            "nights": nights,
+            "hours": hours,
+            "stage_source": "sleep-edf-hypnograms" if load_reference_hypnograms(hypnogram_dir) else "markov",
+            "hypnogram_dir": str(hypnogram_dir if hypnogram_dir is not None else HYPNOGRAM_DIR),
+            "files": [p.name for p in paths],
+        },
+    )
+    return paths
