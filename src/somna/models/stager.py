@@ -53,6 +53,10 @@ class ModelConfig:
     n_heads: int = 4
     dropout: float = 0.1
 
+    def __post_init__(self) -> None:
+        if self.seq_len < self.tcn_kernel:
+            raise ValueError(f"seq_len ({self.seq_len}) must be at least tcn_kernel ({self.tcn_kernel})")
+
     @property
     def tcn_dilations(self) -> tuple[int, ...]:
         """Dilations 1, 2, 4, … while the receptive field stays at most half of ``seq_len``."""

@@ -7,9 +7,7 @@ versions it was made with; a resumable checkpoint also holds optimiser, schedule
 
 from __future__ import annotations
 
-import pickle
 import platform
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +73,13 @@ def save_checkpoint(
 
 
 def _reason(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    unpickler = [line for line in lines if "WeightsUnpickler error" in line]
-    if unpickler:  # torch's message leads with advice to load unsafely; the cause is on this line
-        return unpickler[0].split(". Please use")[0] + " (not loadable with weights_only=True)"
-    return lines[0] if lines else type(err).__name__
+    text = str(err)
+    marker = "WeightsUnpickler error:"
+    if marker in text:  # torch leads with advice to load unsafely; the cause follows this marker
+        cause = next((line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()), "")
+        return f"{cause.split('. Please use')[0]} (not loadable with weights_only=True)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError("checkpoint file not found", path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
+    except Exception as err:
         raise CheckpointError(f"not a readable somna checkpoint: {_reason(err)}", path) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__

@@ -64,6 +64,7 @@ def _folds(experiment: ExperimentConfig, cohort: Cohort, mode: str) -> list[Fold
 
 def _check_run_folder(run_dir: Path, payload: dict[str, Any]) -> None:
     path = run_dir / "experiment.json"
+    payload = json.loads(json.dumps(payload))  # tuples become lists, as in the file
     if path.is_file():
         previous = json.loads(path.read_text())
         if previous != payload:
