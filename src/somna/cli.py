@@ -93,15 +93,22 @@ def _run_dir(args: argparse.Namespace, experiment_name: str, mode: str) -> Path:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from somna.training.config import load_experiment
-    from somna.training.experiment import run_ablation, run_experiment
+    from somna.training.experiment import run_ablation, run_experiment, run_three_class_comparison
 
     experiment = load_experiment(args.config)
+    if args.label_set:
+        experiment = replace(experiment, data=replace(experiment.data, label_set=args.label_set))
     if args.command == "ablate":
         run_ablation(experiment, _run_dir(args, experiment.name, "ablation"), args.mode)
+    elif args.command == "compare-3class":
+        run_three_class_comparison(experiment, _run_dir(args, experiment.name, "3class"), args.mode)
     else:
         mode = "holdout" if args.command == "train" else "cv"
-        run_experiment(experiment, _run_dir(args, experiment.name, mode), mode)
+        suffix = mode if experiment.data.label_set == "aasm" else f"{mode}-{experiment.data.label_set}"
+        run_experiment(experiment, _run_dir(args, experiment.name, suffix), mode)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -206,8 +213,16 @@ def _build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=description, formatter_class=fmt)
         p.add_argument("--config", required=True, help="experiment TOML (see configs/)")
         p.add_argument("--out", default=None, help="run folder (default: runs/<config name>-<mode>)")
-        if name == "ablate":
+        if name in ("ablate", "compare-3class"):
             p.add_argument("--mode", choices=["cv", "holdout"], default="cv", help="protocol of each variant")
+        if name != "compare-3class":
+            p.add_argument(
+                "--label-set",
+                choices=["aasm", "rk", "3class", "2class", "hierarchical"],
+                default=None,
+                help="override the config's stages: aasm (W/N1/N2/N3/REM), rk (6-class, S3 and S4 apart), "
+                "3class, 2class, or hierarchical (3-class from Wake/Sleep then NREM/REM)",
+            )
         p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser(

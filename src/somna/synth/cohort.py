@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,12 +12,13 @@ from somna.errors import SomnaError
 from somna.hypnogram import Hypnogram
 from somna.io.edf_write import EdfChannel, write_hypnogram_edf, write_psg_edf
 from somna.stages import RK
+from somna.storage import write_json_atomic
 from somna.synth.hypnograms import HYPNOGRAM_DIR, load_reference_hypnograms, sample_night_stages
 from somna.synth.physiology import PsgSignals, sample_subject_profile, synthesize_psg
 
 __all__ = ["GENERATOR_VERSION", "HYPNOGRAM_LETTERS", "night_file_names", "write_synthetic_cohort"]
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 """Bumped whenever the same seed would give different files."""
 
 HYPNOGRAM_LETTERS = "CHJMPVAOEGRUWY"
@@ -93,19 +91,6 @@ def _start_time(rng: np.random.Generator, layout: str, subject: int, night: int)
         day = datetime(1994, 5, 1) + timedelta(days=9 * subject + night - 1)
         minutes = int(rng.integers(22 * 60, 23 * 60 + 45))
     return day + timedelta(minutes=minutes)
-
-
-def _atomic_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are shared files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_synthetic_cohort(
@@ -184,7 +169,7 @@ def write_synthetic_cohort(
         psg_name, hyp_name = night_file_names(layout, subject, night, letter)
         paths.append(write_psg_edf(out / psg_name, _channels(signals, layout), start, data_record_s=30.0))
         paths.append(write_hypnogram_edf(out / hyp_name, Hypnogram(stages, RK, start=start), start))
-    _atomic_json(
+    write_json_atomic(
         out / "synthetic.json",
         {
             "generator": "somna.synth",

@@ -6,6 +6,12 @@ K-complexes, vertex sharp waves, sawtooth waves) and artefacts (movement, electr
 carries blinks, saccades, slow rolling and rapid eye movements plus frontal EEG leakage; the chin EMG
 follows the stage's muscle tone with REM atonia and twitches.
 
+Scoring is ambiguous on real data (two scorers agree on ~83 % of epochs, mostly disagreeing on N1/N2
+and N2/N3), so the physiology of each epoch is a blend of its own stage's prototype and a neighbouring
+stage's (W↔N1↔N2↔S3↔S4, N1↔REM, REM↔W arousals), with an own-stage weight drawn per epoch (low for the
+transitional N1, lower at the first and last epochs of a run), multiplicative log-normal jitter of
+every rate and amplitude, and a few epochs whose physiology is a neighbour's outright.
+
 Everything is vectorised: each noise source is one inverse FFT of a shaped complex spectrum over the
 whole night; envelopes are built per second, cross-faded across epoch borders and linearly
 upsampled; events are added as windows of precomputed waveforms. A 22-h night at 100 Hz takes a few
@@ -30,25 +36,28 @@ __all__ = ["PsgSignals", "SubjectProfile", "sample_subject_profile", "synthesize
 # drowsy wake, a background like REM; only the EMG and eye movements tell REM apart.
 _STAGE_ORDER = RK.labels
 _STAGE_TABLE: dict[str, tuple[float, ...]] = {
-    # 1/f background
-    "background_uv": (6.0, 6.5, 8.5, 9.0, 9.0, 6.0),
-    # 0.5-2.5 Hz activity always present
-    "delta_uv": (3.5, 7.0, 15.0, 20.0, 20.0, 6.5),
+    # 1/f background: the largest share of the EEG's power in every stage, as in real EEG, so that the
+    # rhythm bands sit on a smooth slope instead of standing out as boxes.
+    "background_uv": (12.0, 13.0, 15.0, 15.5, 15.5, 12.5),
+    # 0.5-3 Hz activity always present
+    "delta_uv": (3.0, 6.0, 13.0, 17.0, 17.0, 5.5),
     # Fraction of time in high-amplitude slow waves (> 75 µV peak-to-peak): R&K S3 20-50 %, S4 > 50 %
     "slow_wave_fraction": (0.0, 0.02, 0.1, 0.4, 0.75, 0.01),
-    "theta_uv": (3.0, 7.0, 6.0, 6.0, 5.0, 6.5),
+    "theta_uv": (2.5, 7.5, 5.0, 5.0, 4.0, 6.0),
     # Fraction of time with eyes-closed alpha (relaxed wake > 50 %, alpha drops out in N1)
-    "alpha_fraction": (0.55, 0.2, 0.04, 0.02, 0.02, 0.08),
+    "alpha_fraction": (0.55, 0.15, 0.04, 0.02, 0.02, 0.08),
     "beta_uv": (4.0, 2.5, 2.0, 1.6, 1.5, 2.8),
-    "spindles_per_min_scale": (0.0, 0.15, 1.0, 0.6, 0.35, 0.0),
+    "spindles_per_min_scale": (0.0, 0.1, 1.0, 0.6, 0.35, 0.0),
     "k_complexes_per_min": (0.0, 0.05, 1.8, 0.6, 0.3, 0.0),
-    "vertex_waves_per_min": (0.0, 1.5, 0.3, 0.0, 0.0, 0.0),
+    # N1's prototype is a little more marked than the N1 an AASM scorer sees on average, because N1
+    # epochs are blended with their neighbours much more than other stages' (see _OWN_WEIGHT).
+    "vertex_waves_per_min": (0.0, 2.0, 0.3, 0.0, 0.0, 0.0),
     "sawtooth_per_min": (0.0, 0.0, 0.0, 0.0, 0.0, 1.5),
     # Eye movements: blinks and saccades need open eyes (wake), slow rolling movements mark drowsiness
     # and N1, rapid eye movement bursts mark (phasic) REM.
     "blinks_per_min": (14.0, 1.0, 0.0, 0.0, 0.0, 0.0),
     "saccades_per_min": (18.0, 1.5, 0.0, 0.0, 0.0, 0.0),
-    "sem_uv": (8.0, 28.0, 5.0, 2.0, 2.0, 4.0),
+    "sem_uv": (8.0, 34.0, 5.0, 2.0, 2.0, 4.0),
     "rem_bursts_per_min": (0.0, 0.0, 0.0, 0.0, 0.0, 2.2),
     # Chin EMG tone relative to the subject's wake tone; REM atonia
     "emg_tone": (1.0, 0.55, 0.42, 0.38, 0.36, 0.12),
@@ -58,6 +67,51 @@ _STAGE_TABLE: dict[str, tuple[float, ...]] = {
     "resp_rate_per_min": (16.0, 15.0, 14.0, 13.5, 13.5, 16.5),
     "resp_irregularity": (0.25, 0.15, 0.06, 0.03, 0.03, 0.25),
 }
+# Per-epoch log-normal jitter (σ of the log) of each parameter: event rates vary most from epoch to
+# epoch, amplitudes less, breathing rate little. Fractions are clipped to [0, 0.95] after jitter.
+_JITTER_SIGMA: dict[str, float] = {
+    "background_uv": 0.12,
+    "delta_uv": 0.25,
+    "slow_wave_fraction": 0.35,
+    "theta_uv": 0.25,
+    "alpha_fraction": 0.4,
+    "beta_uv": 0.2,
+    "spindles_per_min_scale": 0.4,
+    "k_complexes_per_min": 0.45,
+    "vertex_waves_per_min": 0.45,
+    "sawtooth_per_min": 0.45,
+    "blinks_per_min": 0.4,
+    "saccades_per_min": 0.4,
+    "sem_uv": 0.4,
+    "rem_bursts_per_min": 0.45,
+    "emg_tone": 0.25,
+    "emg_twitches_per_min": 0.4,
+    "movement_artefact_scale": 0.3,
+    "resp_rate_per_min": 0.05,
+    "resp_irregularity": 0.3,
+}
+_FRACTIONS = ("slow_wave_fraction", "alpha_fraction")
+# Which stages each stage's physiology blends toward (rows and columns W, S1, S2, S3, S4, REM; rows sum
+# to 1): drowsy wake and REM-like wake, N1 toward wake, N2 or REM, N2 toward N1 or slow-wave sleep
+# (the 20 % slow-wave border), S3 toward S2 or S4, REM toward N1 or brief arousals.
+_NEIGHBOUR_P = np.array(
+    [[0.0, 0.85, 0.0, 0.0, 0.0, 0.15],
+     [0.4, 0.0, 0.4, 0.0, 0.0, 0.2],
+     [0.0, 0.35, 0.0, 0.65, 0.0, 0.0],
+     [0.0, 0.0, 0.4, 0.0, 0.6, 0.0],
+     [0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+     [0.4, 0.6, 0.0, 0.0, 0.0, 0.0]]
+)  # fmt: skip
+# Own-stage weight of an epoch's blend, uniform in (low, high) per stage. N1 is a transitional stage
+# that scorers agree on least, so its epochs carry much of their neighbours' physiology.
+_OWN_WEIGHT = ((0.6, 1.0), (0.35, 0.7), (0.7, 1.0), (0.6, 1.0), (0.6, 1.0), (0.7, 1.0))
+# Share of epochs whose physiology is a neighbour's outright (where scorers would disagree), doubled at
+# the first and last epoch of a run; S3↔S4 swaps stay within AASM N3.
+_SWAP_P = (0.02, 0.08, 0.02, 0.12, 0.05, 0.02)
+# Factor on the neighbour share for the first/last, second/second-last ... epoch of a stage run:
+# physiology changes gradually across a transition rather than at the scored border.
+_EDGE_MIX_GAIN = (1.6, 1.3)
+_MAX_NEIGHBOUR_SHARE = 0.65
 _CROSSFADE_S = 6  # stage parameters ramp over this many seconds around epoch borders
 _EEG_PZ_GAIN = {"background": 0.85, "delta": 0.45, "theta": 0.75, "beta": 0.7}
 _FPZ_ALPHA_GAIN = 0.3  # alpha is occipital; Fpz-Cz sees a fraction of it
@@ -197,16 +251,89 @@ class PsgSignals:
 # Building blocks
 
 
-def _stage_seconds(stages: np.ndarray, epoch_s: int) -> np.ndarray:
-    """Stage index (into the R&K table) per second; unscored epochs behave as wake."""
-    idx = np.where(stages == UNSCORED, RK.code("W"), stages).astype(np.int64)
-    return np.repeat(idx, epoch_s)
+def _epoch_stages(stages: np.ndarray) -> np.ndarray:
+    """Stage index (into the R&K table) per epoch; unscored epochs behave as wake."""
+    return np.where(stages == UNSCORED, RK.code("W"), stages).astype(np.int64)
 
 
-def _param_per_second(name: str, stage_s: np.ndarray) -> np.ndarray:
-    """A stage parameter per second, cross-faded across epoch borders (moving average)."""
-    values = np.asarray(_STAGE_TABLE[name], dtype=np.float64)[stage_s]
-    return _smooth(values, _CROSSFADE_S)
+def _run_context(stage: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each epoch sits in its run of equal stages.
+
+    Returns
+    -------
+    from_start, to_end : np.ndarray of int
+        Epochs since the run's first epoch and until its last (0 at the borders).
+    previous, following : np.ndarray of int
+        Stage of the run before and after (the epoch's own stage at the night's ends).
+    """
+    n = stage.size
+    idx = np.arange(n)
+    new_run = np.r_[True, stage[1:] != stage[:-1]]
+    run_start = np.maximum.accumulate(np.where(new_run, idx, 0))
+    last_of_run = np.r_[stage[1:] != stage[:-1], True]
+    run_end = np.minimum.accumulate(np.where(last_of_run, idx, n - 1)[::-1])[::-1]
+    previous = stage[np.maximum(run_start - 1, 0)]
+    following = stage[np.minimum(run_end + 1, n - 1)]
+    return idx - run_start, run_end - idx, previous, following
+
+
+def _blend_weights(rng: np.random.Generator, stage: np.ndarray) -> np.ndarray:
+    """Per-epoch weights of the stage prototypes (n_epochs × 6, rows sum to 1).
+
+    Each epoch takes a *physiological* stage (its scored stage, or a neighbour's for a few epochs, as
+    scorers would disagree), then blends that stage's prototype with one neighbour's: the stage across
+    the nearer border within two epochs of a transition when it is a neighbour, else one drawn from
+    ``_NEIGHBOUR_P``. The neighbour's share grows toward run borders.
+    """
+    n_ep = stage.size
+    n_st = len(_STAGE_ORDER)
+    from_start, to_end, previous, following = _run_context(stage)
+    edge_gain = np.ones(n_ep)
+    for d, gain in enumerate(_EDGE_MIX_GAIN):
+        edge_gain = np.where((from_start == d) | (to_end == d), np.maximum(edge_gain, gain), edge_gain)
+    across = np.where(from_start <= to_end, previous, following)
+    near_border = np.minimum(from_start, to_end) < len(_EDGE_MIX_GAIN)
+
+    def neighbour_of(own: np.ndarray, u: np.ndarray) -> np.ndarray:
+        # Inverse-CDF draw from each row of _NEIGHBOUR_P, preferring the stage across the border.
+        drawn = (u[:, None] > np.cumsum(_NEIGHBOUR_P[own], axis=1)).sum(axis=1)
+        drawn = np.minimum(drawn, n_st - 1)
+        use_across = near_border & (across != own) & (_NEIGHBOUR_P[own, across] > 0)
+        return np.where(use_across, across, drawn)
+
+    u = rng.random((4, n_ep))
+    swap = u[0] < np.asarray(_SWAP_P)[stage] * np.where(edge_gain > 1.0, 2.0, 1.0)
+    physiological = np.where(swap, neighbour_of(stage, u[1]), stage)
+    neighbour = neighbour_of(physiological, u[2])
+    low, high = np.asarray(_OWN_WEIGHT).T
+    share = 1.0 - (low[physiological] + (high - low)[physiological] * u[3])
+    share = np.minimum(share * edge_gain, _MAX_NEIGHBOUR_SHARE)
+    weights = np.zeros((n_ep, n_st))
+    rows = np.arange(n_ep)
+    weights[rows, physiological] = 1.0 - share
+    weights[rows, neighbour] += share
+    return weights
+
+
+def _epoch_parameters(rng: np.random.Generator, stage: np.ndarray) -> dict[str, np.ndarray]:
+    """Every stage parameter per epoch: a blend of stage prototypes with log-normal jitter."""
+    weights = _blend_weights(rng, stage)
+    table = np.array([_STAGE_TABLE[name] for name in _STAGE_TABLE], dtype=np.float64)  # params × stages
+    sigma = np.array([_JITTER_SIGMA[name] for name in _STAGE_TABLE])
+    # exp(σz - σ²/2) has mean 1, so the jitter leaves each stage's mean parameters where they were.
+    jitter = np.exp(
+        sigma[:, None] * rng.standard_normal((sigma.size, stage.size)) - 0.5 * sigma[:, None] ** 2
+    )
+    values = (table @ weights.T) * jitter
+    out = dict(zip(_STAGE_TABLE, values, strict=True))
+    for name in _FRACTIONS:
+        out[name] = np.clip(out[name], 0.0, 0.95)
+    return out
+
+
+def _per_second(per_epoch: np.ndarray, epoch_s: int) -> np.ndarray:
+    """An epoch parameter per second, cross-faded across epoch borders (moving average)."""
+    return _smooth(np.repeat(per_epoch, epoch_s), _CROSSFADE_S)
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:
@@ -241,15 +368,18 @@ def _band_source(spec: np.ndarray, freqs: np.ndarray, shape: np.ndarray, n: int)
     return x / np.float32(rms if rms > 0 else 1.0)
 
 
-def _bump(freqs: np.ndarray, lo: float, hi: float, taper: float = 0.5) -> np.ndarray:
-    """Flat pass band from ``lo`` to ``hi`` Hz with raised-cosine edges ``taper`` Hz wide."""
+def _bump(
+    freqs: np.ndarray, lo: float, hi: float, taper: float = 0.5, taper_hi: float | None = None
+) -> np.ndarray:
+    """Flat pass band from ``lo`` to ``hi`` Hz with raised-cosine edges ``taper`` Hz wide (the upper
+    edge ``taper_hi`` wide when given)."""
     out = np.zeros(freqs.shape)
     inside = (freqs >= lo) & (freqs <= hi)
     out[inside] = 1.0
-    for edge, sign in ((lo, -1.0), (hi, 1.0)):
+    for edge, sign, width in ((lo, -1.0, taper), (hi, 1.0, taper if taper_hi is None else taper_hi)):
         d = sign * (freqs - edge)
-        ramp = (d > 0) & (d < taper)
-        out[ramp] = 0.5 * (1.0 + np.cos(np.pi * d[ramp] / taper))
+        ramp = (d > 0) & (d < width)
+        out[ramp] = 0.5 * (1.0 + np.cos(np.pi * d[ramp] / width))
     return out
 
 
@@ -407,29 +537,37 @@ def synthesize_psg(
     scored = stages[stages != UNSCORED]
     if scored.size and (scored.min() < 0 or scored.max() >= RK.n_classes):
         raise ValueError("stages must be R&K codes (0..5) or UNSCORED")
-    stage_s = _stage_seconds(stages, epoch_s)
+    stage = _epoch_stages(stages)
+    stage_s = np.repeat(stage, epoch_s)
     n_sec = stage_s.size
     n = n_sec * sfreq
     n_fft = scipy.fft.next_fast_len(n, real=True)
     n_fft += n_fft % 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sfreq)
     p = profile
-    par = {name: _param_per_second(name, stage_s) for name in _STAGE_TABLE}
+    par = {name: _per_second(v, epoch_s) for name, v in _epoch_parameters(rng, stage).items()}
     g = p.eeg_gain
 
     # Band-limited sources. Disjoint bands may share one white spectrum and stay independent.
     spec_a = _white_spectrum(rng, n_fft)
-    delta = _band_source(spec_a, freqs, _bump(freqs, 0.5, 2.0, 1.0), n)
+    # Rhythm bands have wide, smooth skirts (real EEG rhythms are not boxes); sources sharing a white
+    # spectrum must not overlap in frequency, so delta (< 3.5 Hz), alpha (6.5-13.5 Hz) and beta
+    # (> 13.5 Hz) share one and theta another.
+    delta = _band_source(spec_a, freqs, _bump(freqs, 0.5, 1.5, 1.0, 2.0) / np.sqrt(np.maximum(freqs, 0.5)), n)
     alpha = _band_source(spec_a, freqs, _bump(freqs, p.alpha_peak_hz - 0.6, p.alpha_peak_hz + 0.6, 1.2), n)
-    beta = _band_source(spec_a, freqs, _bump(freqs, 16.0, 30.0, 3.0), n)
+    beta = _band_source(
+        spec_a, freqs, _bump(freqs, 16.5, 22.0, 3.0, 12.0) / np.sqrt(np.maximum(freqs, 1.0)), n
+    )
     spec_b = _white_spectrum(rng, n_fft)
-    theta = _band_source(spec_b, freqs, _bump(freqs, p.theta_peak_hz - 1.0, p.theta_peak_hz + 1.0, 1.5), n)
+    theta = _band_source(spec_b, freqs, _bump(freqs, p.theta_peak_hz - 0.8, p.theta_peak_hz + 0.8, 2.0), n)
     # Power falling as 1/f^1.8 (between pink and brown, as scalp EEG), band-limited as Sleep-EDF's
     # 0.5 Hz high-pass does; it fills the gaps between the rhythm bands.
     pink = np.where(freqs > 0, np.maximum(freqs, 0.5) ** -0.9, 0.0) * _bump(freqs, 0.4, 40.0, 0.3)
-    background_fpz = _band_source(spec_b, freqs, pink * (freqs > 12.0), n)  # spec_b is free above 12 Hz
-    background_fpz += _band_source(_white_spectrum(rng, n_fft), freqs, pink * (freqs <= 12.0), n)
-    background_fpz /= np.float32(np.sqrt(2.0))
+    # spec_b is free above 12 Hz; a fresh white spectrum fills below. One source, one RMS, so the slope
+    # stays continuous at 12 Hz.
+    spec_fpz = np.where(freqs > 12.0, spec_b, _white_spectrum(rng, n_fft))
+    background_fpz = _band_source(spec_fpz, freqs, pink, n)
+    del spec_fpz
     background_pz = _band_source(_white_spectrum(rng, n_fft), freqs, pink, n)
 
     # Amplitude envelopes per second: slow waves and eyes-closed alpha come in bursts.

@@ -9,7 +9,7 @@ resumes where it stopped (and an interrupted fold resumes from its last checkpoi
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from somna.config import load_config
 from somna.data.cohort import Cohort, prepare_cohort
-from somna.data.sequences import load_night
+from somna.data.sequences import NightArrays, load_night
 from somna.data.splits import Fold, holdout_split, subject_folds
 from somna.errors import SomnaError
 from somna.evaluation import (
@@ -27,14 +27,23 @@ from somna.evaluation import (
     per_subject_agreement,
     write_evaluation_report,
 )
-from somna.inference import predict_night
-from somna.stages import get_label_set
+from somna.models import ModelConfig
+from somna.stages import AASM, THREE_CLASS, LabelSet, convert
+from somna.staging import HIERARCHICAL, SleepStager, task_label_sets
 from somna.storage import atomic_write, write_json_atomic
-from somna.training.checkpoint import model_from_checkpoint
 from somna.training.config import ExperimentConfig
 from somna.training.trainer import records_of, train_model
 
-__all__ = ["ABLATIONS", "evaluate_run", "open_cohort", "run_ablation", "run_experiment"]
+__all__ = [
+    "ABLATIONS",
+    "RunPredictions",
+    "evaluate_run",
+    "load_run_predictions",
+    "open_cohort",
+    "run_ablation",
+    "run_experiment",
+    "run_three_class_comparison",
+]
 
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "EEG": ("eeg",),
@@ -75,17 +84,31 @@ def _check_run_folder(run_dir: Path, payload: dict[str, Any]) -> None:
         write_json_atomic(path, payload)
 
 
+def _model_config(experiment: ExperimentConfig, cohort: Cohort, label_set: LabelSet) -> ModelConfig:
+    pre = cohort.manifest["config"]["preprocess"]
+    channels = cohort.manifest["config"]["channels"]
+    return experiment.model_config(
+        {m: len(channels[m]) for m in experiment.data.modalities},
+        n_times=round(pre["sfreq"] * pre["epoch_s"]),
+        emg_n_times=round(pre["emg_sfreq"] * pre["epoch_s"]),
+        n_classes=label_set.n_classes,
+    )
+
+
 def _save_predictions(
-    path: Path, records: list[str], subjects: list[str], labels: list[np.ndarray], probs: list[np.ndarray]
+    path: Path, nights: list[NightArrays], outputs: list[tuple[np.ndarray, np.ndarray]]
 ) -> None:
+    sizes = [n.n_epochs for n in nights]
+
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez(
                 fh,
-                record=np.repeat(np.array(records), [lab.size for lab in labels]),
-                subject=np.repeat(np.array(subjects), [lab.size for lab in labels]),
-                y_true=np.concatenate(labels).astype(np.int8),
-                probs=np.concatenate(probs).astype(np.float32),
+                record=np.repeat(np.array([n.record for n in nights]), sizes),
+                subject=np.repeat(np.array([n.subject_id for n in nights]), sizes),
+                y_true=np.concatenate([n.labels for n in nights]).astype(np.int8),
+                y_pred=np.concatenate([o[1] for o in outputs]).astype(np.int8),
+                probs=np.concatenate([o[0] for o in outputs]).astype(np.float32),
             )
 
     atomic_write(path, write)
@@ -115,19 +138,11 @@ def run_experiment(
     """
     run_dir = Path(run_dir)
     cohort = open_cohort(experiment)
-    label_set = get_label_set(experiment.data.label_set)
+    label_set, stage_models = task_label_sets(experiment.data.label_set)
     folds = _folds(experiment, cohort, mode)
     missing = [m for m in experiment.data.modalities if m not in cohort.manifest["config"]["channels"]]
     if missing:
         raise SomnaError(f"the cohort has no {missing} channels; prepare it with them", cohort.root)
-    pre = cohort.manifest["config"]["preprocess"]
-    channels = cohort.manifest["config"]["channels"]
-    model_config = experiment.model_config(
-        {m: len(channels[m]) for m in experiment.data.modalities},
-        n_times=round(pre["sfreq"] * pre["epoch_s"]),
-        emg_n_times=round(pre["emg_sfreq"] * pre["epoch_s"]),
-        n_classes=label_set.n_classes,
-    )
     payload = {
         "experiment": experiment.to_dict(),
         "mode": mode,
@@ -150,45 +165,90 @@ def run_experiment(
             continue
         if progress:
             print(header)
-        result = train_model(
-            cohort,
-            fold,
-            model_config,
-            experiment.training,
-            label_set,
-            fold_dir,
-            progress,
-            extra={"experiment": experiment.to_dict()},
-        )
-        model, _ = model_from_checkpoint(result.best_checkpoint)
-        test_records = records_of(cohort, fold.test)
-        nights = [load_night(cohort, r, label_set, experiment.data.modalities) for r in test_records]
-        probs = [predict_night(model, n) for n in nights]
-        write_json_atomic(
-            fold_dir / "train_summary.json",
-            {
+        summaries = {}
+        for role, model_labels in stage_models:
+            if progress and role:
+                print(f"  {role}: {' vs '.join(model_labels.labels)}")
+            result = train_model(
+                cohort,
+                fold,
+                _model_config(experiment, cohort, model_labels),
+                experiment.training,
+                model_labels,
+                fold_dir / role if role else fold_dir,
+                progress,
+                extra={"experiment": experiment.to_dict()},
+            )
+            summaries[role or "model"] = {
                 "best_pass": result.best_pass,
                 "best_validation": result.best_validation,
                 "passes": len(result.history),
                 "stopped_early": result.stopped_early,
                 "labelled_epochs_per_s": result.labelled_epochs_per_s,
-            },
-        )
-        _save_predictions(
-            predictions, test_records, [n.subject_id for n in nights], [n.labels for n in nights], probs
-        )
+            }
+        write_json_atomic(fold_dir / "train_summary.json", summaries)
+        stager = SleepStager.from_run(fold_dir)
+        nights = [
+            load_night(cohort, r, label_set, experiment.data.modalities)
+            for r in records_of(cohort, fold.test)
+        ]
+        outputs = [stager.predict(n) for n in nights]
+        _save_predictions(predictions, nights, outputs)
         if progress:
             fold_eval = epoch_agreement(
-                np.concatenate([n.labels for n in nights]),
-                np.concatenate([p.argmax(1) for p in probs]),
-                label_set,
+                np.concatenate([n.labels for n in nights]), np.concatenate([o[1] for o in outputs]), label_set
             )
             print(
                 f"  fold {fold.index + 1} test: accuracy {fold_eval['accuracy']:.3f}, "
-                f"macro-F1 {fold_eval['macro_f1']:.3f}, kappa {fold_eval['cohen_kappa']:.3f} "
-                f"(best pass {result.best_pass})"
+                f"macro-F1 {fold_eval['macro_f1']:.3f}, kappa {fold_eval['cohen_kappa']:.3f}"
             )
     return evaluate_run(run_dir, progress=progress)
+
+
+@dataclass
+class RunPredictions:
+    """Pooled test predictions of every fold of a run."""
+
+    payload: dict[str, Any]
+    label_set: LabelSet
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    subjects: np.ndarray
+    training: list[dict[str, Any]]
+
+
+def load_run_predictions(run_dir: str | Path) -> RunPredictions:
+    """Read ``experiment.json`` and every fold's ``predictions.npz`` of a run.
+
+    Raises
+    ------
+    SomnaError
+        If the folder is not a run or a fold has no predictions yet.
+    """
+    run_dir = Path(run_dir)
+    try:
+        payload = json.loads((run_dir / "experiment.json").read_text())
+    except FileNotFoundError:
+        raise SomnaError("not a run folder (no experiment.json)", run_dir) from None
+    y_true, y_pred, subjects, training = [], [], [], []
+    for fold in payload["folds"]:
+        fold_dir = run_dir / f"fold_{fold['index']:02d}"
+        path = fold_dir / "predictions.npz"
+        if not path.is_file():
+            raise SomnaError(
+                f"fold {fold['index'] + 1} has no test predictions yet; rerun the training command", run_dir
+            )
+        with np.load(path, allow_pickle=False) as data:
+            y_true.append(data["y_true"].astype(np.int64))
+            y_pred.append(data["y_pred"].astype(np.int64))
+            subjects.append(data["subject"])
+        summary_path = fold_dir / "train_summary.json"
+        if summary_path.is_file():
+            training.append({"fold": fold["index"], **json.loads(summary_path.read_text())})
+    label_set = task_label_sets(payload["experiment"]["data"]["label_set"])[0]
+    return RunPredictions(
+        payload, label_set, np.concatenate(y_true), np.concatenate(y_pred), np.concatenate(subjects), training
+    )
 
 
 def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -203,37 +263,19 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
         If the folder is not a run or a fold has no predictions yet.
     """
     run_dir = Path(run_dir)
-    try:
-        payload = json.loads((run_dir / "experiment.json").read_text())
-    except FileNotFoundError:
-        raise SomnaError("not a run folder (no experiment.json)", run_dir) from None
-    label_set = get_label_set(payload["experiment"]["data"]["label_set"])
-    y_true, y_pred, subjects, summaries = [], [], [], []
-    for fold in payload["folds"]:
-        fold_dir = run_dir / f"fold_{fold['index']:02d}"
-        path = fold_dir / "predictions.npz"
-        if not path.is_file():
-            raise SomnaError(
-                f"fold {fold['index'] + 1} has no test predictions yet; rerun the training command", run_dir
-            )
-        with np.load(path, allow_pickle=False) as data:
-            y_true.append(data["y_true"].astype(np.int64))
-            y_pred.append(data["probs"].argmax(axis=1))
-            subjects.append(data["subject"])
-        summary_path = fold_dir / "train_summary.json"
-        if summary_path.is_file():
-            summaries.append({"fold": fold["index"], **json.loads(summary_path.read_text())})
-    t, p, s = np.concatenate(y_true), np.concatenate(y_pred), np.concatenate(subjects)
-    pooled = epoch_agreement(t, p, label_set)
-    per_subject = per_subject_agreement(t, p, s, label_set)
+    run = load_run_predictions(run_dir)
+    payload = run.payload
+    pooled = epoch_agreement(run.y_true, run.y_pred, run.label_set)
+    per_subject = per_subject_agreement(run.y_true, run.y_pred, run.subjects, run.label_set)
     name = payload["experiment"].get("name", "experiment")
-    title = f"{name}: {payload['mode']} over {len(payload['folds'])} fold(s), {label_set.name} stages"
+    task = payload["experiment"]["data"]["label_set"]
+    title = f"{name}: {payload['mode']} over {len(payload['folds'])} fold(s), {task} stages"
     write_evaluation_report(
         run_dir,
         pooled,
         per_subject,
         title=title,
-        extra={"experiment": payload["experiment"], "folds": payload["folds"], "training": summaries},
+        extra={"experiment": payload["experiment"], "folds": payload["folds"], "training": run.training},
     )
     if progress:
         print(f"\n{title}")
@@ -248,13 +290,22 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     return pooled
 
 
+def _write_comparison(run_dir: Path, title: str, results: dict[str, dict[str, Any]], progress: bool) -> None:
+    table = format_comparison_table(results)
+    stem = title.lower().replace(" ", "_")
+    write_json_atomic(run_dir / f"{stem}.json", results)
+    atomic_write(run_dir / f"{stem}.md", lambda tmp: tmp.write_text(f"# {title}\n\n```\n{table}\n```\n"))
+    if progress:
+        print(f"\n{title} (same folds):\n{table}")
+
+
 def run_ablation(
     experiment: ExperimentConfig, run_dir: str | Path, mode: str = "cv", progress: bool = True
 ) -> dict[str, dict[str, Any]]:
     """Train EEG, EEG+EOG and EEG+EOG+EMG models on the same folds and compare them.
 
     Each variant runs as :func:`run_experiment` in ``run_dir/<variant>``; the table is printed and written
-    to ``run_dir/ablation.md`` and ``ablation.json``.
+    to ``run_dir/modality_ablation.md`` and ``.json``.
     """
     run_dir = Path(run_dir)
     results = {}
@@ -267,11 +318,39 @@ def run_ablation(
             name=f"{experiment.name} [{name}]",
         )
         results[name] = run_experiment(variant, run_dir / name.replace("+", "_").lower(), mode, progress)
-    table = format_comparison_table(results)
-    write_json_atomic(run_dir / "ablation.json", results)
-    atomic_write(
-        run_dir / "ablation.md", lambda tmp: tmp.write_text(f"# Modality ablation\n\n```\n{table}\n```\n")
-    )
-    if progress:
-        print(f"\nModality ablation ({mode}, same folds):\n{table}")
+    _write_comparison(run_dir, "Modality ablation", results, progress)
+    return results
+
+
+def run_three_class_comparison(
+    experiment: ExperimentConfig, run_dir: str | Path, mode: str = "cv", progress: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Wake / NREM / REM three ways on the same folds: hierarchical, direct 3-class, 5-class collapsed.
+
+    The hierarchical model (Wake vs Sleep, then REM vs NREM on sleep epochs), a model trained directly on
+    3 classes, and the 5-class (AASM) model whose stages are collapsed to 3 (N1, N2, N3 → NREM) after
+    prediction. Each runs as :func:`run_experiment` in ``run_dir/<variant>``; the table is printed and
+    written to ``run_dir/three-class_comparison.md`` and ``.json``.
+    """
+    run_dir = Path(run_dir)
+    results = {}
+    for name, label_set in (
+        ("hierarchical", HIERARCHICAL),
+        ("direct 3-class", "3class"),
+        ("5-class", "aasm"),
+    ):
+        if progress:
+            print(f"\n=== {name} ===")
+        variant = replace(
+            experiment, data=replace(experiment.data, label_set=label_set), name=f"{experiment.name} [{name}]"
+        )
+        folder = run_dir / name.split()[-1]
+        results[name] = run_experiment(variant, folder, mode, progress)
+        if label_set == "aasm":
+            run = load_run_predictions(folder)
+            results["5-class collapsed to 3"] = epoch_agreement(
+                convert(run.y_true, AASM, THREE_CLASS), convert(run.y_pred, AASM, THREE_CLASS), THREE_CLASS
+            )
+            del results[name]
+    _write_comparison(run_dir, "Three-class comparison", results, progress)
     return results

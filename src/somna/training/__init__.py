@@ -1,0 +1,1 @@
+"""Training: experiment configs, the training loop, checkpoints and subject-wise experiments."""
