@@ -117,6 +117,39 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     evaluate_run(args.run)
 
 
+def _cmd_score(args: argparse.Namespace) -> None:
+    from somna.evaluation.sleep_metrics import format_metrics_table
+    from somna.scoring import channel_spec, score_psg, write_scored_night
+    from somna.staging import SleepStager
+
+    stager = SleepStager.from_run(args.model)
+    channels = channel_spec(args.eeg, args.eog, args.emg)
+    out = Path(args.out) if args.out else Path("scores") / Path(args.psg).name.split(".")[0]
+    scored = score_psg(args.psg, stager, channels, reference=args.hypnogram, model_name=str(args.model))
+    paths = write_scored_night(scored, out)
+    print(f"{args.psg}: {len(scored.hypnogram)} epochs staged ({stager.label_set.name})")
+    print(format_metrics_table(scored.metrics))
+    if scored.agreement is not None:
+        a = scored.agreement
+        print(
+            f"agreement with {args.hypnogram}: accuracy {a['accuracy']:.3f}, macro-F1 {a['macro_f1']:.3f}, "
+            f"kappa {a['cohen_kappa']:.3f}"
+        )
+    for name, path in paths.items():
+        print(f"  {name:<14} {path}")
+
+
+def _cmd_metrics(args: argparse.Namespace) -> None:
+    import json
+
+    from somna.evaluation.sleep_metrics import format_metrics_table, sleep_metrics
+    from somna.io import read_hypnogram
+
+    hypnogram = read_hypnogram(args.hypnogram)
+    metrics = sleep_metrics(hypnogram, lights_off_s=args.lights_off, lights_on_s=args.lights_on)
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics_table(metrics))
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from somna.demo import run_demo
 
@@ -143,12 +176,21 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--subjects", type=int, default=4, help="number of synthetic subjects")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--layout", choices=["sc", "st"], default="sc", help="Sleep Cassette (1 Hz EMG envelope) "
-                   "or Sleep Telemetry (100 Hz EMG) layout")  # fmt: skip
+    p.add_argument(
+        "--layout",
+        choices=["sc", "st"],
+        default="sc",
+        help="Sleep Cassette (1 Hz EMG envelope) or Sleep Telemetry (100 Hz EMG) layout",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     p.add_argument("--nights", type=int, choices=[1, 2], default=2, help="nights per subject")
-    p.add_argument("--hours", type=float, default=None, help="cap each night at this many hours around the "
-                   "sleep period (default: full Sleep-EDF-like recordings)")  # fmt: skip
+    p.add_argument(
+        "--hours",
+        type=float,
+        default=None,
+        help="cap each night at this many hours around the "
+        "sleep period (default: full Sleep-EDF-like recordings)",
+    )
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser(
@@ -175,8 +217,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("cache", type=Path, help="cache folder to create or resume")
     p.add_argument("--config", default=None, help="TOML config with [channels] and [preprocess] tables")
     p.add_argument("--workers", type=int, default=2, help="parallel worker processes")
-    p.add_argument("--keep-wake", type=float, default=None, help="minutes of wake kept around the sleep "
-                   "period (overrides the config; negative keeps whole recordings)")  # fmt: skip
+    p.add_argument(
+        "--keep-wake",
+        type=float,
+        default=None,
+        help="minutes of wake kept around the sleep "
+        "period (overrides the config; negative keeps whole recordings)",
+    )
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser(
@@ -234,6 +281,44 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run", type=Path, help="run folder written by `somna train`, `cv` or `ablate`")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "score",
+        help="stage a PSG file with a trained model: hypnogram, probabilities, sleep metrics, report",
+        description="Stage every 30-s epoch of an EDF file and write hypnogram.csv, hypnogram.edf (EDF+), "
+        "probabilities.csv, metrics.json and a one-page report.html. Channels default to Sleep-EDF's names; "
+        "map others with --eeg/--eog/--emg (any rate from 50 Hz). With --hypnogram the report adds "
+        "agreement, the confusion matrix and scored-vs-estimated sleep metrics.",
+        formatter_class=fmt,
+    )
+    p.add_argument("psg", type=Path, help="PSG EDF/EDF+ file")
+    p.add_argument(
+        "--model", type=Path, required=True, help="run folder of `somna train`/`cv`, or a .pt file"
+    )
+    p.add_argument(
+        "--eeg",
+        default=None,
+        help="EEG channel names, comma-separated; aliases with '|' "
+        "(default: 'EEG Fpz-Cz|Fpz-Cz,EEG Pz-Oz|Pz-Oz')",
+    )
+    p.add_argument("--eog", default=None, help="EOG channel name(s) (default: 'EOG horizontal')")
+    p.add_argument("--emg", default=None, help="chin EMG channel name (default: 'EMG submental')")
+    p.add_argument("--hypnogram", type=Path, default=None, help="scored hypnogram of the same recording")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: scores/<PSG name>)")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser(
+        "metrics",
+        help="print the sleep metrics of a hypnogram file",
+        description="Read a hypnogram (EDF+ annotations, CSV/TSV stage table or Dreem JSON) and print its "
+        "sleep metrics (TIB, TST, SPT, WASO, SE, latencies, time and percent per stage, awakenings).",
+        formatter_class=fmt,
+    )
+    p.add_argument("hypnogram", type=Path, help="hypnogram file")
+    p.add_argument("--lights-off", type=float, default=None, help="lights off, seconds from the first epoch")
+    p.add_argument("--lights-on", type=float, default=None, help="lights on, seconds from the first epoch")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_metrics)
 
     p = sub.add_parser(
         "demo",

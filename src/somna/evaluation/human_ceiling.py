@@ -48,11 +48,11 @@ _SUMMARY_METRICS = ("accuracy", "macro_f1", "cohen_kappa")
 
 
 def default_dreem_folder() -> Path:
-    """``<shared data>/dreem-dod-o``, where the shared-data folder is :data:`somna.synth.hypnograms.SHARED_DATA_DIR`.
+    """The default DOD-O folder: ``SHARED_DATA_DIR / "dreem-dod-o"``.
 
-    That is ``$SOMNA_SHARED_DATA`` when set (read when ``somna.synth.hypnograms`` is first imported),
-    else ``<repo>/../shared/data``. Imported lazily so that ``somna.evaluation`` does not load the
-    synthetic-data generator.
+    ``SHARED_DATA_DIR`` is :data:`somna.synth.hypnograms.SHARED_DATA_DIR`: ``$SOMNA_SHARED_DATA`` when
+    set (read when ``somna.synth.hypnograms`` is first imported), else ``<repo>/../shared/data``. It is
+    imported lazily, so that importing ``somna.evaluation`` does not load the synthetic-data generator.
     """
     from somna.synth.hypnograms import SHARED_DATA_DIR
 

@@ -117,7 +117,7 @@ METRIC_LABELS: dict[str, str] = {
 
 
 def metric_unit(key: str) -> str:
-    """Unit of a :func:`sleep_metrics` key: ``"min"`` for ``*_min``, ``"%"`` for ``*_pct``, else ``"count"``."""
+    """Unit of a :func:`sleep_metrics` key: ``"min"`` (``*_min``), ``"%"`` (``*_pct``), else ``"count"``."""
     if key.endswith("_min"):
         return "min"
     if key.endswith("_pct"):
@@ -125,7 +125,9 @@ def metric_unit(key: str) -> str:
     return "count"
 
 
-def _tib_epochs(n: int, epoch_s: float, lights_off_s: float | None, lights_on_s: float | None) -> tuple[int, int]:
+def _tib_epochs(
+    n: int, epoch_s: float, lights_off_s: float | None, lights_on_s: float | None
+) -> tuple[int, int]:
     """Slice bounds of the epochs whose midpoint lies in ``[lights_off_s, lights_on_s)``."""
     off = -math.inf if lights_off_s is None else float(lights_off_s)
     on = math.inf if lights_on_s is None else float(lights_on_s)
@@ -294,7 +296,7 @@ def sleep_metrics(
     # Awakenings and transitions within SPT, unscored epochs removed.
     spt_two = two[spt]
     spt_two = spt_two[spt_two != UNSCORED]
-    w_starts, w_lengths = _runs(spt_two == TWO_CLASS.code("W"))
+    _, w_lengths = _runs(spt_two == TWO_CLASS.code("W"))
     awakenings = int(np.sum(w_lengths >= AWAKENING_MIN_EPOCHS))
     seq = finest[spt]
     seq = seq[seq != UNSCORED]
