@@ -177,6 +177,7 @@ def _markdown(
     title: str,
     extra: Mapping[str, Any] | None,
     figure_name: str,
+    sections: Mapping[str, str] | None = None,
 ) -> str:
     labels = list(pooled["labels"])
     lines = [
@@ -260,6 +261,8 @@ def _markdown(
                 "Excluded (no scored epoch): " + ", ".join(per_subject["excluded_subjects"]),
                 "",
             ]
+    for heading, body in (sections or {}).items():
+        lines += [f"## {heading}", "", body.rstrip(), ""]
     lines += ["## Classification report", "", "```text", pooled["report"].rstrip(), "```", ""]
     if extra:
         lines += [
@@ -279,6 +282,7 @@ def write_evaluation_report(
     per_subject: Mapping[str, Any] | None = None,
     title: str = "Evaluation",
     extra: Mapping[str, Any] | None = None,
+    sections: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write the JSON, Markdown and figure of an evaluation into one folder, each file atomically.
 
@@ -295,6 +299,8 @@ def write_evaluation_report(
     extra : dict, optional
         Anything else to keep with the results (run configuration, checkpoint, data split); stored
         in the JSON and shown at the end of the Markdown.
+    sections : dict of str to str, optional
+        More Markdown sections (heading → body), placed before the classification report.
 
     Returns
     -------
@@ -314,6 +320,6 @@ def write_evaluation_report(
         "extra": extra if extra is not None else {},
     }
     json_path = write_json_atomic(out_dir / "evaluation.json", _to_json(document))
-    text = _markdown(pooled, per_subject, title, extra, figure.name)
+    text = _markdown(pooled, per_subject, title, extra, figure.name, sections)
     md_path = atomic_write(out_dir / "evaluation.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return {"json": json_path, "markdown": md_path, "figure": figure}

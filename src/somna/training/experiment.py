@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,19 @@ from somna.data.sequences import NightArrays, load_night
 from somna.data.splits import Fold, holdout_split, subject_folds
 from somna.errors import SomnaError
 from somna.evaluation import (
+    dreem_inter_scorer_agreement,
     epoch_agreement,
     format_agreement_table,
     format_comparison_table,
+    format_human_ceiling,
+    metric_agreement,
     per_subject_agreement,
+    plot_bland_altman,
+    sleep_metrics,
     write_evaluation_report,
 )
+from somna.evaluation.sleep_metrics import METRIC_LABELS
+from somna.hypnogram import Hypnogram
 from somna.models import ModelConfig
 from somna.stages import AASM, THREE_CLASS, LabelSet, convert
 from somna.staging import HIERARCHICAL, SleepStager, task_label_sets
@@ -214,6 +222,7 @@ class RunPredictions:
     y_true: np.ndarray
     y_pred: np.ndarray
     subjects: np.ndarray
+    records: np.ndarray
     training: list[dict[str, Any]]
 
 
@@ -230,7 +239,7 @@ def load_run_predictions(run_dir: str | Path) -> RunPredictions:
         payload = json.loads((run_dir / "experiment.json").read_text())
     except FileNotFoundError:
         raise SomnaError("not a run folder (no experiment.json)", run_dir) from None
-    y_true, y_pred, subjects, training = [], [], [], []
+    y_true, y_pred, subjects, records, training = [], [], [], [], []
     for fold in payload["folds"]:
         fold_dir = run_dir / f"fold_{fold['index']:02d}"
         path = fold_dir / "predictions.npz"
@@ -242,20 +251,86 @@ def load_run_predictions(run_dir: str | Path) -> RunPredictions:
             y_true.append(data["y_true"].astype(np.int64))
             y_pred.append(data["y_pred"].astype(np.int64))
             subjects.append(data["subject"])
+            records.append(data["record"])
         summary_path = fold_dir / "train_summary.json"
         if summary_path.is_file():
             training.append({"fold": fold["index"], **json.loads(summary_path.read_text())})
     label_set = task_label_sets(payload["experiment"]["data"]["label_set"])[0]
     return RunPredictions(
-        payload, label_set, np.concatenate(y_true), np.concatenate(y_pred), np.concatenate(subjects), training
+        payload,
+        label_set,
+        np.concatenate(y_true),
+        np.concatenate(y_pred),
+        np.concatenate(subjects),
+        np.concatenate(records),
+        training,
     )
+
+
+AGREEMENT_METRICS = ("tst_min", "sleep_efficiency_pct", "sleep_latency_min", "rem_latency_min", "waso_min")
+"""Sleep metrics whose scored and estimated values are compared per test night."""
+
+
+def night_metric_agreement(run: RunPredictions, figure: Path | None = None) -> dict[str, Any] | None:
+    """Scored vs estimated sleep metrics over the test nights of a run (bias, MAE, limits of agreement).
+
+    Each test night's metrics are computed on the span the model staged (the sleep period ± the wake
+    margin kept by preprocessing), from the scored and from the predicted hypnogram alike. ``None`` for
+    label sets without wake (NREM/REM).
+    """
+    if "W" not in run.label_set.labels:
+        return None
+    scored, estimated = [], []
+    for record in np.unique(run.records):
+        rows = run.records == record
+        scored.append(sleep_metrics(Hypnogram(run.y_true[rows], run.label_set)))
+        estimated.append(sleep_metrics(Hypnogram(run.y_pred[rows], run.label_set)))
+    metrics = [m for m in AGREEMENT_METRICS if any(s.get(m) is not None for s in scored)]
+    if figure is not None:
+        plot_bland_altman(scored, estimated, metrics, figure)
+    return metric_agreement(scored, estimated, metrics)
+
+
+def _metric_agreement_markdown(agreement: dict[str, Any], figure_name: str) -> str:
+    header = (
+        "| Metric | Nights | Scored (mean) | Estimated (mean) | Bias | MAE | 95 % limits of agreement | r |"
+    )
+    lines = [
+        "Per test night, the sleep metrics of the predicted hypnogram against those of the scored one "
+        "(bias = estimated − scored).",
+        "",
+        header,
+        "|" + "---|" * 8,
+    ]
+
+    def f(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1f}"
+
+    for name, a in agreement.items():
+        r = "–" if a["pearson_r"] is None else f"{a['pearson_r']:.2f}"
+        lines.append(
+            f"| {METRIC_LABELS.get(name, name)} ({a['unit']}) | {a['n']} | {f(a['mean_scored'])} | "
+            f"{f(a['mean_estimated'])} | {f(a['bias'])} | {f(a['mae'])} | {f(a['loa_lower'])} to "
+            f"{f(a['loa_upper'])} | {r} |"
+        )
+    return "\n".join([*lines, "", f"![Bland–Altman]({figure_name})"])
+
+
+@lru_cache(maxsize=1)
+def _human_ceiling() -> dict[str, Any] | None:
+    try:
+        return dreem_inter_scorer_agreement()
+    except (SomnaError, OSError, ValueError):
+        return None  # the DOD-O scorings are not beside this checkout
 
 
 def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     """Pool the test predictions of every fold of a run and write its evaluation report.
 
-    Writes ``evaluation.json``, ``evaluation.md`` and ``confusion_matrix.png`` in ``run_dir``; pooled
-    over all test epochs, and per subject (mean ± sd).
+    Writes ``evaluation.json``, ``evaluation.md`` and ``confusion_matrix.png`` in ``run_dir``: epoch
+    agreement pooled over all test epochs and per subject (mean ± sd), scored-vs-estimated sleep
+    metrics per test night with a Bland–Altman figure (``metric_agreement.png``), and the human ceiling
+    (five experts of the Dreem DOD-O dataset, each against the other four) when those scorings are found.
 
     Raises
     ------
@@ -270,12 +345,31 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     name = payload["experiment"].get("name", "experiment")
     task = payload["experiment"]["data"]["label_set"]
     title = f"{name}: {payload['mode']} over {len(payload['folds'])} fold(s), {task} stages"
+    sections: dict[str, str] = {}
+    figure = run_dir / "metric_agreement.png"
+    metrics = night_metric_agreement(run, figure)
+    if metrics is not None:
+        sections["Sleep metrics: estimated vs scored"] = _metric_agreement_markdown(metrics, figure.name)
+    ceiling = _human_ceiling()
+    if ceiling is not None:
+        sections["Human ceiling"] = (
+            f"This model: accuracy {pooled['accuracy']:.3f}, κ {_or_dash(pooled['cohen_kappa'])}, "
+            f"macro-F1 {pooled['macro_f1']:.3f} ({run.label_set.name} stages; experts scored AASM)."
+            f"\n\n```text\n{format_human_ceiling(ceiling)}\n```"
+        )
     write_evaluation_report(
         run_dir,
         pooled,
         per_subject,
         title=title,
-        extra={"experiment": payload["experiment"], "folds": payload["folds"], "training": run.training},
+        extra={
+            "experiment": payload["experiment"],
+            "folds": payload["folds"],
+            "training": run.training,
+            "sleep_metric_agreement": metrics,
+            "human_ceiling": None if ceiling is None else ceiling["summary"],
+        },
+        sections=sections,
     )
     if progress:
         print(f"\n{title}")
@@ -286,8 +380,20 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
             f"{summary['accuracy']['sd']:.3f}, macro-F1 {summary['macro_f1']['mean']:.3f} ± "
             f"{summary['macro_f1']['sd']:.3f}"
         )
+        if ceiling is not None:
+            span = ceiling["summary"]
+            print(
+                f"human ceiling (DOD-O, 5 experts vs the other 4): accuracy {span['accuracy']['min']:.3f}–"
+                f"{span['accuracy']['max']:.3f}, kappa {span['cohen_kappa']['min']:.3f}–"
+                f"{span['cohen_kappa']['max']:.3f}, macro-F1 {span['macro_f1']['min']:.3f}–"
+                f"{span['macro_f1']['max']:.3f}"
+            )
         print(f"report: {run_dir / 'evaluation.md'}, figure: {run_dir / 'confusion_matrix.png'}")
     return pooled
+
+
+def _or_dash(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _write_comparison(run_dir: Path, title: str, results: dict[str, dict[str, Any]], progress: bool) -> None:
