@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +26,16 @@ DEMO_EXPERIMENT = ExperimentConfig(
 
 
 def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) -> dict:
-    """Synthesise, prepare, train the 5-class model on a subject-wise split and evaluate it.
+    """Synthesise, prepare, train and evaluate 5-class and hierarchical 3-class models, score one night.
 
     Parameters
     ----------
     out : Path
         Run folder; holds ``edf/`` (synthetic Sleep-EDF files), ``cache/`` (prepared cohort),
-        ``stage_spectra.png`` and ``model/`` (checkpoints, predictions, ``evaluation.md``,
-        ``confusion_matrix.png``). Rerunning reuses what is already there.
+        ``stage_spectra.png``, ``model/`` (5-class: checkpoints, predictions, ``evaluation.md``,
+        ``confusion_matrix.png``), ``hierarchical/`` (the same for 3-class) and ``score/<record>/``
+        (one held-out night scored: hypnogram, probabilities, metrics, ``report.html``). Rerunning reuses
+        what is already there.
     n_subjects : int
         Synthetic subjects, two nights each.
     seed : int
@@ -46,25 +49,47 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
         Pooled agreement on the test subjects.
     """
     from somna.cli import _print_stage_table
+    from somna.evaluation.sleep_metrics import format_metrics_table
     from somna.plotting import plot_cohort_spectra
+    from somna.scoring import score_psg, write_scored_night
+    from somna.staging import HIERARCHICAL, SleepStager
     from somna.training.experiment import run_experiment
 
     out = Path(out)
     edf_dir = out / "edf"
     t0 = time.perf_counter()
     if not any(edf_dir.glob("*-PSG.edf")):
-        print(f"[1/4] synthesising {n_subjects} subjects x 2 nights (Sleep-EDF SC layout) into {edf_dir}")
+        print(f"[1/6] synthesising {n_subjects} subjects x 2 nights (Sleep-EDF SC layout) into {edf_dir}")
         write_synthetic_cohort(edf_dir, n_subjects=n_subjects, layout="sc", seed=seed, nights=2)
     else:
-        print(f"[1/4] reusing the synthetic cohort in {edf_dir}")
-    print(f"[2/4] preparing the cohort cache in {out / 'cache'}")
+        print(f"[1/6] reusing the synthetic cohort in {edf_dir}")
+    print(f"[2/6] preparing the cohort cache in {out / 'cache'}")
     cohort = prepare_cohort(edf_dir, out / "cache", workers=workers)
     print(f"{cohort!r}; epochs per stage after trimming to the sleep period ± 30 min:")
     _print_stage_table(cohort)
     figure = plot_cohort_spectra(Cohort.open(out / "cache", verify=False), out / "stage_spectra.png")
-    print(f"[3/4] per-stage EEG/EOG spectra written to {figure}")
+    print(f"[3/6] per-stage EEG/EOG spectra written to {figure}")
     experiment = replace(DEMO_EXPERIMENT, data=replace(DEMO_EXPERIMENT.data, cache=str(out / "cache")))
-    print("[4/4] training the 5-class model (EEG+EOG+EMG) on a subject-wise train/validation/test split")
+    print("[4/6] training the 5-class model (EEG+EOG+EMG) on a subject-wise train/validation/test split")
     pooled = run_experiment(experiment, out / "model", mode="holdout")
-    print(f"done in {time.perf_counter() - t0:.0f} s; model and report in {out / 'model'}")
+    print("[5/6] hierarchical 3-class staging on the same split: Wake vs Sleep, then REM vs NREM on sleep")
+    hierarchical = replace(
+        experiment,
+        name="demo-hierarchical",
+        data=replace(experiment.data, label_set=HIERARCHICAL),
+        training=replace(experiment.training, max_epochs=8),
+    )
+    run_experiment(hierarchical, out / "hierarchical", mode="holdout")
+    test_subject = json.loads((out / "model" / "experiment.json").read_text())["folds"][0]["test"][0]
+    entry = next(e for e in cohort.entries if e.subject_id == test_subject)
+    print(
+        f"[6/6] scoring held-out night {Path(entry.psg).name} with the 5-class model, against its hypnogram"
+    )
+    scored = score_psg(
+        entry.psg, SleepStager.from_run(out / "model"), reference=entry.hypnogram, model_name="demo"
+    )
+    paths = write_scored_night(scored, out / "score" / entry.record)
+    print(format_metrics_table(scored.metrics))
+    print(f"night report: {paths['report']}")
+    print(f"done in {time.perf_counter() - t0:.0f} s; models and reports in {out}")
     return pooled
