@@ -1,9 +1,10 @@
 """Realism benchmark of the synthetic cohort: does YASA's pretrained stager recognise its stages?
 
-Synthesises 5 SC nights (seed 2024, a different seed from the tests), reads each PSG with MNE, crops it
-to the sleep period ± 30 min, runs ``yasa.SleepStaging`` (EEG Fpz-Cz + EOG horizontal; the chin EMG is
-left out because Sleep-EDF SC stores it as a 1-Hz envelope, not the raw EMG YASA's EMG features
-expect) and compares its stages with the generator's hypnogram in AASM.
+Synthesises 5 SC nights (seed 2024, a different seed from the tests), reads each hypnogram with
+``somna.io.read_hypnogram`` placed on its PSG's epochs, crops to the sleep period ± 30 min, runs
+``yasa.SleepStaging`` through ``benchmarks/_common.yasa_stages`` (EEG Fpz-Cz + EOG horizontal; the
+chin EMG is left out because Sleep-EDF SC stores it as a 1-Hz envelope, not the raw EMG YASA's EMG
+features expect) and compares its stages with the generator's hypnogram in AASM.
 
 Run::
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -24,42 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import yasa_stages
+
+from somna.storage import write_json_atomic
+
 SEED = 2024
 N_NIGHTS = 5
 TARGET = {"accuracy": 0.70, "kappa": 0.60}
-
-
-def _atomic_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are shared files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_rk_hypnogram(path: Path, n_epochs: int) -> np.ndarray:
-    """R&K codes per epoch from a Sleep-EDF hypnogram EDF+ (read with MNE, no somna reader needed)."""
-    import mne
-
-    from somna.stages import RK, UNSCORED, stage_codes_from_strings
-
-    annotations = mne.read_annotations(path)
-    out = np.full(n_epochs, UNSCORED, dtype=np.int8)
-    for onset, duration, text in zip(
-        annotations.onset, annotations.duration, annotations.description, strict=True
-    ):
-        if not text.startswith("Sleep stage"):
-            continue
-        label_set, codes = stage_codes_from_strings([text])
-        code = int(codes[0]) if label_set is RK or codes[0] in (UNSCORED, 0) else RK.code("REM")
-        first, stop = round(onset / 30.0), round((onset + duration) / 30.0)
-        out[first : min(stop, n_epochs)] = code
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mne
     import yasa
     from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score, recall_score
 
-    from somna.hypnogram import Hypnogram, sleep_period_bounds
-    from somna.stages import AASM, RK, UNSCORED, convert, stage_codes_from_strings
+    from somna.hypnogram import sleep_period_bounds
+    from somna.io import align_hypnogram, read_hypnogram, read_psg
+    from somna.stages import AASM, UNSCORED
     from somna.synth import (
         GENERATOR_VERSION,
         SHARED_DATA_DIR,
@@ -86,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         write_synthetic_cohort,
     )
 
-    mne.set_log_level("ERROR")
     args.out.mkdir(parents=True, exist_ok=True)
     work_ctx = tempfile.TemporaryDirectory() if args.work is None else None
     work = Path(work_ctx.name) if work_ctx else args.work
@@ -98,17 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     y_true_all, y_pred_all, per_night = [], [], []
     example = None
     for psg, hyp_path in zip(paths[0::2], paths[1::2], strict=True):
-        raw = mne.io.read_raw_edf(psg, include=["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"], preload=True)
-        n_epochs = int(raw.n_times // (30 * raw.info["sfreq"]))
-        rk = _read_rk_hypnogram(hyp_path, n_epochs)
-        first, stop = sleep_period_bounds(Hypnogram(rk, RK), wake_margin_min=30)
-        raw.crop(tmin=first * 30.0, tmax=stop * 30.0, include_tmax=False)
-        truth = convert(rk[first:stop], RK, AASM)
-        staging = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal")
-        predicted_text = staging.predict().hypno.astype(str).tolist()
-        _, pred = stage_codes_from_strings(predicted_text)
-        n = min(pred.size, truth.size)
-        truth, pred = truth[:n], pred[:n]
+        recording = read_psg(psg, modalities=("eeg", "eog"))
+        hypnogram = align_hypnogram(read_hypnogram(hyp_path), recording)  # R&K, one stage per PSG epoch
+        first, stop = sleep_period_bounds(hypnogram, wake_margin_min=30)
+        truth = hypnogram.to(AASM).stages[first:stop]
+        pred = yasa_stages(psg, first, stop - first)
         keep = truth != UNSCORED
         y_true_all.append(truth[keep])
         y_pred_all.append(pred[keep])
@@ -122,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{psg.name}: acc={per_night[-1]['accuracy']:.3f} kappa={per_night[-1]['kappa']:.3f}")
         if example is None:
-            data = raw.get_data(units="uV")
-            example = (data, truth, raw.info["sfreq"])
+            # EEG Fpz-Cz, EEG Pz-Oz and EOG horizontal of the cropped span, for the figures.
+            rate = recording.sfreq["eeg"]
+            span = slice(round(first * 30 * rate), round(stop * 30 * rate))
+            data = np.vstack([recording.signals["eeg"][:, span], recording.signals["eog"][:1, span]])
+            example = (data, truth, rate)
 
     y_true, y_pred = np.concatenate(y_true_all), np.concatenate(y_pred_all)
     labels = list(range(AASM.n_classes))
@@ -162,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_met": bool(met),
         "generation_s_per_night_incl_edf_write": round(t_gen, 2),
     }
-    _atomic_json(args.out / "synthetic_realism.json", result)
+    write_json_atomic(args.out / "synthetic_realism.json", result)
     print(json.dumps({k: result[k] for k in ("accuracy", "kappa", "recall", "target_met")}, indent=1))
 
     data, truth, sfreq = example

@@ -20,6 +20,7 @@ from somna.synth import (
     fit_stage_transitions,
     load_reference_hypnograms,
     night_file_names,
+    physiology,
     sample_night_stages,
     sample_subject_profile,
     synthesize_psg,
@@ -238,3 +239,49 @@ def test_emg_atonia_in_rem_and_rapid_eye_movements(stage_night: tuple) -> None:
         np.ptp(eog[stages == RK.code("REM")], axis=1).mean()
         > np.ptp(eog[stages == RK.code("S2")], axis=1).mean()
     )
+
+
+# -- epoch-to-epoch variability -------------------------------------------------------------------
+
+
+def test_blend_weights_are_convex_and_n1_is_the_most_mixed() -> None:
+    stages = np.repeat(np.arange(RK.n_classes), 200)
+    weights = physiology._blend_weights(np.random.default_rng(0), stages)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert weights.min() >= 0.0
+    own = weights[np.arange(stages.size), stages]
+    mean_own = {RK.labels[s]: own[stages == s].mean() for s in range(RK.n_classes)}
+    assert min(mean_own, key=mean_own.get) == "S1"
+    assert 0.3 < mean_own["S1"] < 0.6 and mean_own["S2"] > 0.7
+    # Mixing is stronger at run borders than inside runs.
+    inside = np.ones(stages.size, bool)
+    inside[::200] = inside[199::200] = False
+    assert own[~inside].mean() < own[inside].mean()
+
+
+def test_run_context_finds_borders_and_neighbour_stages() -> None:
+    from_start, to_end, previous, following = physiology._run_context(np.array([0, 0, 1, 2, 2, 2]))
+    np.testing.assert_array_equal(from_start, [0, 1, 0, 0, 1, 2])
+    np.testing.assert_array_equal(to_end, [1, 0, 0, 2, 1, 0])
+    np.testing.assert_array_equal(previous, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(following, [1, 1, 2, 2, 2, 2])
+
+
+def test_epoch_parameters_vary_within_a_stage_but_keep_stage_order() -> None:
+    stages = np.repeat(np.arange(RK.n_classes), 300)
+    par = physiology._epoch_parameters(np.random.default_rng(1), stages)
+    s1 = stages == RK.code("S1")
+    # N1 is no longer one point in parameter space ...
+    assert np.std(np.log(par["sem_uv"][s1])) > 0.3
+    assert np.std(par["alpha_fraction"][s1]) > 0.05
+    # ... but stage means still order as a scorer expects.
+    mean = {name: [v[stages == s].mean() for s in range(RK.n_classes)] for name, v in par.items()}
+    w, n1, n2, s3, s4, rem = range(RK.n_classes)
+    assert mean["alpha_fraction"][w] > mean["alpha_fraction"][n1] > mean["alpha_fraction"][n2]
+    assert (
+        mean["slow_wave_fraction"][s4] > mean["slow_wave_fraction"][s3] > 0.2 > mean["slow_wave_fraction"][n2]
+    )
+    assert mean["spindles_per_min_scale"][n2] > mean["spindles_per_min_scale"][n1]
+    assert mean["emg_tone"][w] > mean["emg_tone"][n2] > mean["emg_tone"][rem]
+    assert mean["sem_uv"][n1] == max(mean["sem_uv"])
+    assert mean["rem_bursts_per_min"][rem] == max(mean["rem_bursts_per_min"])

@@ -21,7 +21,7 @@ from somna.config import PreprocessConfig
 from somna.data.sequences import NightArrays
 from somna.errors import ChannelError, HypnogramError
 from somna.evaluation import epoch_agreement
-from somna.evaluation.sleep_metrics import sleep_metrics
+from somna.evaluation.sleep_metrics import METRIC_LABELS, sleep_metrics
 from somna.hypnogram import Hypnogram, sleep_period_bounds
 from somna.io import align_hypnogram, read_hypnogram, read_psg
 from somna.io.edf_write import write_hypnogram_edf
@@ -258,15 +258,20 @@ def write_scored_night(scored: ScoredNight, out_dir: str | Path) -> dict[str, Pa
         f"Epochs {first}–{stop - 1} (the sleep period ± 30 min found in a first pass) were staged again, "
         "normalised over that span as in training.",
     ]
+
+    def clinical(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if metrics is None else {k: v for k, v in metrics.items() if k in METRIC_LABELS}
+
     paths["report"] = write_night_report(
         out / "report.html",
         hyp,
         scored.probs,
-        scored.metrics,
+        clinical(scored.metrics),
         title=f"Sleep report — {scored.psg.name}",
         reference=scored.reference,
         agreement=scored.agreement,
-        reference_metrics=scored.reference_metrics,
+        reference_metrics=clinical(scored.reference_metrics),
         notes=notes,
+        info={"model": scored.model},
     )
     return paths

@@ -1,0 +1,142 @@
+"""`somna score` / `somna metrics`: a trained stager scores an EDF and writes every output."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from somna.cli import main
+from somna.data.cohort import prepare_cohort
+from somna.errors import ChannelError, CheckpointError, HypnogramError, SignalQualityError
+from somna.evaluation import epoch_agreement
+from somna.hypnogram import Hypnogram
+from somna.io import read_hypnogram
+from somna.io.edf_write import EdfChannel, write_hypnogram_edf, write_psg_edf
+from somna.scoring import channel_spec, score_psg, write_scored_night
+from somna.stages import AASM, NREM_REM, RK, THREE_CLASS, TWO_CLASS
+from somna.staging import SleepStager, merge_hierarchical
+from somna.synth import write_synthetic_cohort
+from somna.training.config import CVConfig, DataConfig, ExperimentConfig, TrainConfig
+from somna.training.experiment import run_experiment
+
+TINY = ExperimentConfig(
+    name="tiny",
+    model={"embed_dim": 16, "cnn_width": 8, "seq_len": 8},
+    training=TrainConfig(max_epochs=2, patience=5, batch_size=8, chunk_len=32, lr=3e-3, threads=1),
+    cv=CVConfig(test_fraction=0.34, validation_fraction=0.5, seed=0),
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A tiny model trained on 3 synthetic subjects; returns (run folder, a test PSG, its hypnogram)."""
+    root = tmp_path_factory.mktemp("scoring")
+    write_synthetic_cohort(root / "edf", n_subjects=3, seed=5, hours=1.5, progress=False)
+    cohort = prepare_cohort(root / "edf", root / "cache", workers=1, progress=False)
+    experiment = ExperimentConfig(**{**TINY.__dict__, "data": DataConfig(cache=str(root / "cache"))})
+    run_experiment(experiment, root / "run", mode="holdout", progress=False)
+    test_subject = json.loads((root / "run" / "experiment.json").read_text())["folds"][0]["test"][0]
+    entry = next(e for e in cohort.entries if e.subject_id == test_subject)
+    return root / "run", Path(entry.psg), Path(entry.hypnogram)
+
+
+@pytest.mark.slow
+def test_score_writes_every_output_and_the_edf_hypnogram_reads_back(trained, tmp_path: Path) -> None:
+    run, psg, _ = trained
+    stager = SleepStager.from_run(run)
+    scored = score_psg(psg, stager, model_name="tiny")
+    paths = write_scored_night(scored, tmp_path / "out")
+    assert set(paths) == {"hypnogram_csv", "hypnogram_edf", "probabilities", "metrics", "report"}
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
+    n = len(scored.hypnogram)
+    assert scored.probs.shape == (n, AASM.n_classes)
+    assert np.allclose(scored.probs.sum(axis=1), 1.0, atol=1e-4)
+    back = read_hypnogram(paths["hypnogram_edf"])
+    assert back.label_set is AASM and np.array_equal(back.stages, scored.hypnogram.stages)
+    rows = list(csv.DictReader(paths["hypnogram_csv"].open()))
+    assert len(rows) == n and [r["stage"] for r in rows[:3]] == [AASM.label(int(s)) for s in back.stages[:3]]
+    metrics = json.loads(paths["metrics"].read_text())
+    assert metrics["n_epochs"] == n and metrics["metrics"]
+    html = paths["report"].read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "http://" not in html.replace("http://www.w3", "")
+
+
+@pytest.mark.slow
+def test_score_with_a_reference_reports_agreement_computed_on_the_same_epochs(
+    trained, tmp_path: Path
+) -> None:
+    run, psg, hypnogram = trained
+    scored = score_psg(psg, SleepStager.from_run(run), reference=hypnogram)
+    reference = scored.reference
+    assert reference is not None and len(reference) == len(scored.hypnogram)
+    expected = epoch_agreement(reference.stages, scored.hypnogram.stages, AASM)
+    assert scored.agreement["accuracy"] == pytest.approx(expected["accuracy"])
+    assert scored.reference_metrics is not None
+    paths = write_scored_night(scored, tmp_path / "out")
+    assert "agreement" in json.loads(paths["metrics"].read_text())
+
+
+@pytest.mark.slow
+def test_score_command_line(trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, psg, hypnogram = trained
+    code = main(
+        ["score", str(psg), "--model", str(run), "--hypnogram", str(hypnogram), "--out", str(tmp_path)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "agreement with" in out and (tmp_path / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_score_errors_are_clear(trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, psg, _ = trained
+    stager = SleepStager.from_run(run)
+    with pytest.raises(ChannelError, match=r"C4-M1.*EEG Fpz-Cz"):
+        score_psg(psg, stager, channel_spec(eeg="C4-M1,O2-M1"))
+    with pytest.raises(ChannelError, match="reads 2 EEG channel"):
+        score_psg(psg, stager, channel_spec(eeg="EEG Fpz-Cz"))
+    other = tmp_path / "SC4991EC-Hypnogram.edf"
+    write_hypnogram_edf(other, Hypnogram(np.zeros(20, dtype=np.int8), RK), datetime(1989, 4, 24, 16, 0))
+    with pytest.raises(HypnogramError):
+        score_psg(psg, stager, reference=other)
+    assert main(["score", str(psg), "--model", str(tmp_path / "nothing")]) == 2
+    assert "no trained model here" in capsys.readouterr().err
+    with pytest.raises(CheckpointError):
+        SleepStager.from_run(tmp_path)
+
+
+def test_too_short_recording_is_a_clear_error(tmp_path: Path) -> None:
+    from somna.models import ModelConfig, SequenceStager
+
+    rng = np.random.default_rng(0)
+    start = datetime(2000, 1, 1, 23, 0)
+    chans = [EdfChannel(n, rng.standard_normal(20 * 100) * 20, 100.0) for n in ("EEG Fpz-Cz", "EEG Pz-Oz")]
+    chans += [EdfChannel("EOG horizontal", rng.standard_normal(20 * 100) * 20, 100.0)]
+    chans += [EdfChannel("EMG submental", np.abs(rng.standard_normal(20)) + 1, 1.0, physical_range=(0, 100))]
+    write_psg_edf(tmp_path / "short-PSG.edf", chans, start, data_record_s=10.0)
+    model = SequenceStager(ModelConfig(seq_len=8, embed_dim=16, cnn_width=8))
+    stager = SleepStager([{"model": model}], "aasm", ("eeg", "eog", "emg"), {"trim_wake_min": 30.0})
+    with pytest.raises(SignalQualityError, match="shorter than one 30-s epoch"):
+        score_psg(tmp_path / "short-PSG.edf", stager)
+
+
+def test_merge_hierarchical_follows_the_cascade() -> None:
+    sleep = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.45, 0.55]])
+    rem = np.array([[0.1, 0.9], [0.3, 0.7], [0.8, 0.2], [0.5, 0.5]])
+    probs, stages = merge_hierarchical(sleep, rem)
+    assert [THREE_CLASS.label(int(s)) for s in stages] == ["W", "REM", "NREM", "REM"]
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert probs[1, THREE_CLASS.code("REM")] == pytest.approx(0.8 * 0.7)
+    assert TWO_CLASS.code("Sleep") == 1 and NREM_REM.code("REM") == 1
+
+
+def test_metrics_command_prints_the_metrics_of_a_real_hypnogram(shared_data: Path, capsys) -> None:
+    assert main(["metrics", str(shared_data / "hmc" / "SN001_sleepscoring.edf")]) == 0
+    out = capsys.readouterr().out
+    assert "TST" in out or "tst" in out.lower()
+    assert main(["metrics", str(shared_data / "hmc" / "SN001_sleepscoring.edf"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)
