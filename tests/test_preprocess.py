@@ -138,3 +138,27 @@ def test_preprocess_night_rejects_nan_and_flat_signals() -> None:
     rec.signals["eog"][:] = 3.0
     with pytest.raises(SignalQualityError, match=r"SC4001E0-PSG\.edf"):
         preprocess_night(rec, Hypnogram(stages, AASM))
+
+
+def test_likely_sleep_window_finds_the_night_in_a_day_long_recording(tmp_path: Path) -> None:
+    from somna.hypnogram import sleep_period_bounds
+    from somna.io import align_hypnogram, read_hypnogram, read_psg
+    from somna.preprocess.sleep_window import likely_sleep_window
+    from somna.synth import write_synthetic_cohort
+
+    psg, hyp = write_synthetic_cohort(tmp_path, n_subjects=1, seed=21, nights=1, progress=False)[:2]
+    recording = read_psg(psg)
+    assert recording.duration_s > 20 * 3600  # a Sleep-EDF SC-like day-long recording
+    true_first, true_stop = sleep_period_bounds(align_hypnogram(read_hypnogram(hyp), recording), 30.0)
+    first, stop = likely_sleep_window(recording)
+    overlap = min(stop, true_stop) - max(first, true_first)
+    assert overlap > 0.8 * (true_stop - true_first)
+    assert (stop - first) < 1.3 * (true_stop - true_first)
+    # a night-length recording is taken whole
+    short = Recording(
+        **{
+            **recording.__dict__,
+            "signals": {m: x[:, : x.shape[1] // 3] for m, x in recording.signals.items()},
+        }
+    )
+    assert likely_sleep_window(short) == (0, short.n_epochs())

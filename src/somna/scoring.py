@@ -1,9 +1,11 @@
 """Scoring a PSG file with a trained stager: hypnogram, probabilities, sleep metrics and the night report.
 
-Used by ``somna score``. The model was trained on recordings normalised over the sleep period ± 30 min of
-wake (Sleep-EDF's trimming), so a long recording (Sleep-EDF SC nights run 20+ hours, mostly wake) is
-scored in two passes: the whole recording first, to find the sleep period; then the sleep period ± 30
-min again, normalised over that span as in training. Epochs outside it keep their first-pass stages.
+Used by ``somna score``. Models are trained on recordings normalised over their sleep period ± 30 min of
+wake (Sleep-EDF's trimming). A recording to score is normalised with the statistics of the stretch that
+looks most like a night in bed (:func:`~somna.preprocess.sleep_window.likely_sleep_window`): the whole
+recording, unless it is much longer than a night, as Sleep-EDF SC recordings of 20+ hours are. (A second
+pass normalised over the sleep period the first pass finds was tried and rejected: a few daytime epochs
+staged as sleep stretch that period over the whole day, which undoes the point.)
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from somna.data.sequences import NightArrays
 from somna.errors import ChannelError, HypnogramError
 from somna.evaluation import epoch_agreement
 from somna.evaluation.sleep_metrics import METRIC_LABELS, sleep_metrics
-from somna.hypnogram import Hypnogram, sleep_period_bounds
+from somna.hypnogram import Hypnogram
 from somna.io import align_hypnogram, read_hypnogram, read_psg
 from somna.io.edf_write import write_hypnogram_edf
 from somna.io.recording import SLEEP_EDF_CHANNELS, ChannelSpec, Recording
 from somna.preprocess import preprocess_night
+from somna.preprocess.sleep_window import likely_sleep_window
 from somna.stages import AASM, RK, UNSCORED, LabelSet
 from somna.staging import SleepStager
 from somna.storage import atomic_write, write_json_atomic
@@ -48,7 +51,7 @@ class ScoredNight:
         Stage probabilities (the hypnodensity).
     metrics : dict
         Sleep metrics of the predicted hypnogram.
-    rescored_epochs : tuple of int
+    normalised_epochs : tuple of int
         First and stop epoch of the span scored in the second pass (see the module docstring).
     model : str
         Name of the model, shown in the report.
@@ -63,7 +66,7 @@ class ScoredNight:
     hypnogram: Hypnogram
     probs: np.ndarray
     metrics: dict[str, Any]
-    rescored_epochs: tuple[int, int]
+    normalised_epochs: tuple[int, int]
     model: str
     seq_len: int
     reference: Hypnogram | None = None
@@ -88,9 +91,13 @@ def channel_spec(eeg: str | None = None, eog: str | None = None, emg: str | None
 
 
 def _night(
-    recording: Recording, hypnogram: Hypnogram, config: PreprocessConfig, stager: SleepStager
+    recording: Recording,
+    hypnogram: Hypnogram,
+    config: PreprocessConfig,
+    stager: SleepStager,
+    normalise_epochs: tuple[int, int],
 ) -> NightArrays:
-    night = preprocess_night(recording, hypnogram, config, modalities=stager.modalities)
+    night = preprocess_night(recording, hypnogram, config, stager.modalities, normalise_epochs)
     return NightArrays(
         night.record, night.subject_id, night.signals, np.asarray(night.stages, dtype=np.int64)
     )
@@ -162,21 +169,15 @@ def score_psg(
     label_set = stager.label_set
     n_epochs = recording.n_epochs(config.epoch_s)
     unscored = Hypnogram(np.full(n_epochs, UNSCORED, dtype=np.int8), AASM)
-    probs, stages = stager.predict(_night(recording, unscored, config, stager))
-
-    # Second pass over the sleep period ± the training margin, normalised over that span as in training.
-    margin = stager.preprocess.get("trim_wake_min")
-    first, stop = sleep_period_bounds(Hypnogram(stages, label_set), margin)
-    if margin is not None and (first, stop) != (0, n_epochs):
-        window = Hypnogram(np.full(stop - first, UNSCORED, dtype=np.int8), AASM)
-        cropped = _crop_recording(recording, first, stop, config.epoch_s)
-        probs[first:stop], stages[first:stop] = stager.predict(_night(cropped, window, config, stager))
+    # Normalise as in training, where statistics came from the sleep period ± 30 min of wake.
+    span = likely_sleep_window(
+        recording, config.epoch_s, margin_min=stager.preprocess.get("trim_wake_min") or 30.0
+    )
+    probs, stages = stager.predict(_night(recording, unscored, config, stager, span))
     hypnogram = Hypnogram(
         stages.astype(np.int8), label_set, config.epoch_s, start=recording.start, source=psg
     )
-    scored = ScoredNight(
-        psg, hypnogram, probs, sleep_metrics(hypnogram), (first, stop), model_name, stager.seq_len
-    )
+    scored = ScoredNight(psg, hypnogram, probs, sleep_metrics(hypnogram), span, model_name, stager.seq_len)
     if reference is not None:
         reference = Path(reference)
         ref = align_hypnogram(read_hypnogram(reference), recording)
@@ -189,14 +190,6 @@ def score_psg(
             scored.hypnogram = replace(hypnogram, lights_off_s=ref.lights_off_s, lights_on_s=ref.lights_on_s)
             scored.metrics = sleep_metrics(scored.hypnogram)
     return scored
-
-
-def _crop_recording(recording: Recording, first: int, stop: int, epoch_s: float) -> Recording:
-    signals = {
-        m: x[:, round(first * epoch_s * recording.sfreq[m]) : round(stop * epoch_s * recording.sfreq[m])]
-        for m, x in recording.signals.items()
-    }
-    return replace(recording, signals=signals, start=recording.start + timedelta(seconds=first * epoch_s))
 
 
 def _csv_text(header: list[str], rows: list[list[Any]]) -> str:
@@ -244,19 +237,19 @@ def write_scored_night(scored: ScoredNight, out_dir: str | Path) -> dict[str, Pa
         "model": scored.model,
         "label_set": hyp.label_set.name,
         "n_epochs": len(hyp),
-        "second_pass_epochs": list(scored.rescored_epochs),
+        "normalised_epochs": list(scored.normalised_epochs),
         "metrics": scored.metrics,
     }
     if scored.reference is not None:
         summary["reference_metrics"] = scored.reference_metrics
         summary["agreement"] = {k: v for k, v in (scored.agreement or {}).items() if k != "report"}
     paths["metrics"] = write_json_atomic(out / "metrics.json", summary)
-    first, stop = scored.rescored_epochs
+    first, stop = scored.normalised_epochs
     notes = [
         f"Each epoch is staged from the {scored.seq_len} epochs ending at it (causal); the first "
         f"{scored.seq_len - 1} epochs of the recording have a zero-padded context.",
-        f"Epochs {first}–{stop - 1} (the sleep period ± 30 min found in a first pass) were staged again, "
-        "normalised over that span as in training.",
+        f"Signals were normalised with the statistics of epochs {first}–{stop - 1}, the stretch that looks "
+        "most like a night in bed (training recordings were normalised over their sleep period ± 30 min).",
     ]
 
     def clinical(metrics: dict[str, Any] | None) -> dict[str, Any] | None:

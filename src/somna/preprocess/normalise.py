@@ -10,7 +10,9 @@ __all__ = ["robust_scale"]
 _IQR_OF_UNIT_NORMAL = 1.349
 
 
-def robust_scale(signal: np.ndarray, clip: float | None = 20.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def robust_scale(
+    signal: np.ndarray, clip: float | None = 20.0, reference: slice | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centre each channel on its median and scale by its interquartile range.
 
     Robust to the artefacts (movement, electrode pops) that would dominate a mean/sd z-score.
@@ -20,6 +22,9 @@ def robust_scale(signal: np.ndarray, clip: float | None = 20.0) -> tuple[np.ndar
     signal : np.ndarray, shape (n_channels, n_samples)
     clip : float | None
         Clip the scaled signal to ± this value; ``None`` leaves it unclipped.
+    reference : slice | None
+        Samples the median and IQR are taken from (default: all). Scoring a long recording uses its
+        sleep period, so that the statistics match those of the trimmed recordings a model was trained on.
 
     Returns
     -------
@@ -32,8 +37,9 @@ def robust_scale(signal: np.ndarray, clip: float | None = 20.0) -> tuple[np.ndar
     ValueError
         If a channel has zero interquartile range (flat over most of the recording).
     """
-    median = np.median(signal, axis=-1)
-    q75, q25 = np.percentile(signal, [75, 25], axis=-1)
+    ref = signal if reference is None else signal[..., reference]
+    median = np.median(ref, axis=-1)
+    q75, q25 = np.percentile(ref, [75, 25], axis=-1)
     scale = (q75 - q25) / _IQR_OF_UNIT_NORMAL
     if np.any(scale <= 0):
         flat = np.flatnonzero(scale <= 0).tolist()

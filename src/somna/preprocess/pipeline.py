@@ -59,7 +59,12 @@ class EpochedNight:
 
 
 def _modality_epochs(
-    recording: Recording, modality: str, first: int, stop: int, config: PreprocessConfig
+    recording: Recording,
+    modality: str,
+    first: int,
+    stop: int,
+    config: PreprocessConfig,
+    reference: tuple[int, int] | None = None,
 ) -> np.ndarray:
     sfreq = recording.sfreq[modality]
     pad = round(_EDGE_PAD_S * sfreq)
@@ -84,7 +89,10 @@ def _modality_epochs(
     if kept.shape[-1] < n_epochs * per_epoch:  # resampling rounding can lose the very last sample
         kept = np.pad(kept, ((0, 0), (0, n_epochs * per_epoch - kept.shape[-1])), mode="edge")
     try:
-        scaled, _, _ = robust_scale(kept, clip=config.clip)
+        span = None
+        if reference is not None:
+            span = slice((reference[0] - first) * per_epoch, (reference[1] - first) * per_epoch)
+        scaled, _, _ = robust_scale(kept, clip=config.clip, reference=span)
     except ValueError as err:
         raise SignalQualityError(f"{modality.upper()} {err}", recording.path) from None
     return scaled.reshape(scaled.shape[0], n_epochs, per_epoch).transpose(1, 0, 2).copy()
@@ -95,6 +103,7 @@ def preprocess_night(
     hypnogram: Hypnogram,
     config: PreprocessConfig | None = None,
     modalities: tuple[str, ...] = MODALITIES,
+    normalise_epochs: tuple[int, int] | None = None,
 ) -> EpochedNight:
     """Filter, resample, trim, normalise and epoch one night.
 
@@ -109,6 +118,9 @@ def preprocess_night(
         30 min of wake kept around the sleep period.
     modalities : tuple of str
         Modalities to keep (all must be in the recording).
+    normalise_epochs : tuple of int | None
+        Epoch range (of the recording) whose median and IQR normalise every kept epoch; default: the kept
+        epochs themselves. Must lie within the kept range.
 
     Returns
     -------
@@ -126,7 +138,9 @@ def preprocess_night(
         raise SignalQualityError("recording is shorter than one 30-s epoch", recording.path)
     hypnogram = hypnogram.crop(0, n_epochs)
     first, stop = sleep_period_bounds(hypnogram, config.trim_wake_min)
-    signals = {m: _modality_epochs(recording, m, first, stop, config) for m in modalities}
+    if normalise_epochs is not None and not first <= normalise_epochs[0] < normalise_epochs[1] <= stop:
+        raise ValueError(f"normalise_epochs {normalise_epochs} is outside the kept epochs ({first}, {stop})")
+    signals = {m: _modality_epochs(recording, m, first, stop, config, normalise_epochs) for m in modalities}
     kept = hypnogram.crop(first, stop)
     stages = kept.stages if kept.label_set is AASM else convert(kept.stages, kept.label_set, AASM)
     rk_stages = kept.stages if kept.label_set is RK else np.full(stop - first, UNSCORED, dtype=np.int8)
