@@ -21,11 +21,36 @@ from somna.synth import write_synthetic_cohort
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def synthetic_cohort(work: Path, n_subjects: int, seed: int, hours: float | None = None) -> Cohort:
-    """Synthesise (once) and prepare a cohort under ``work``; reused when already there."""
+def synthetic_cohort(
+    work: Path, n_subjects: int, seed: int, hours: float | None = None, in_subprocess: bool = False
+) -> Cohort:
+    """Synthesise (once) and prepare a cohort under ``work``; reused when already there.
+
+    ``in_subprocess`` runs both through the ``somna`` command in child processes, so that they do not
+    count towards this process's peak memory.
+    """
     edf = work / "edf"
+    somna = [sys.executable, "-m", "somna"]
     if not any(edf.glob("*-PSG.edf")):
-        write_synthetic_cohort(edf, n_subjects=n_subjects, layout="sc", seed=seed, nights=2, hours=hours)
+        if in_subprocess:
+            extra = ["--hours", str(hours)] if hours else []
+            cmd = [
+                *somna,
+                "synth",
+                "--subjects",
+                str(n_subjects),
+                "--seed",
+                str(seed),
+                "--out",
+                str(edf),
+                *extra,
+            ]
+            subprocess.run(cmd, check=True, capture_output=True)
+        else:
+            write_synthetic_cohort(edf, n_subjects=n_subjects, layout="sc", seed=seed, nights=2, hours=hours)
+    if in_subprocess:
+        subprocess.run([*somna, "prepare", str(edf), str(work / "cache")], check=True, capture_output=True)
+        return Cohort.open(work / "cache")
     return prepare_cohort(edf, work / "cache", workers=2, progress=False)
 
 

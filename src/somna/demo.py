@@ -18,7 +18,7 @@ DEMO_EXPERIMENT = ExperimentConfig(
     data=DataConfig(cache="runs/demo/cache", label_set="aasm", modalities=("eeg", "eog", "emg")),
     model={"seq_len": 20, "embed_dim": 64, "cnn_width": 32},
     training=TrainConfig(
-        max_epochs=12, patience=4, batch_size=16, chunk_len=128, lr=2e-3, class_weights="sqrt"
+        max_epochs=12, patience=4, batch_size=8, chunk_len=128, lr=2e-3, class_weights="sqrt"
     ),
     cv=CVConfig(n_folds=4, validation_fraction=0.2, test_fraction=0.25, seed=0),
 )

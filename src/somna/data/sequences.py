@@ -46,9 +46,7 @@ class NightArrays:
         return int(self.labels.size)
 
 
-def load_night(
-    cohort: Cohort, record: str, label_set: LabelSet, modalities: Sequence[str], in_memory: bool = False
-) -> NightArrays:
+def load_night(cohort: Cohort, record: str, label_set: LabelSet, modalities: Sequence[str]) -> NightArrays:
     """Read one cached night with targets in ``label_set``.
 
     R&K targets come from the cache's ``rk_stage`` field (unscored for AASM-scored sources); every other
@@ -60,7 +58,7 @@ def load_night(
         labels = np.asarray(rows["rk_stage"])
     else:
         labels = convert(np.asarray(rows["stage"]), AASM, label_set)
-    signals = {m: (np.ascontiguousarray(rows[m]) if in_memory else rows[m]) for m in modalities}
+    signals = {m: rows[m] for m in modalities}  # memory-mapped views; batches copy what they read
     return NightArrays(record, entry.subject_id, signals, labels.astype(np.int64))
 
 

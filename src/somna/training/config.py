@@ -63,8 +63,8 @@ class TrainConfig:
 
     max_epochs: int = 30
     patience: int = 8
-    batch_size: int = 16
-    chunk_len: int = 64
+    batch_size: int = 8
+    chunk_len: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-2
     class_weights: str = "sqrt"

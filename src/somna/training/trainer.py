@@ -27,9 +27,6 @@ from somna.training.config import TrainConfig
 
 __all__ = ["TrainResult", "class_weights", "records_of", "train_model"]
 
-# Nights smaller than this in total are copied into memory instead of read from the memory maps.
-_IN_MEMORY_BYTES = 4 * 1024**3
-
 
 @dataclass
 class TrainResult:
@@ -147,10 +144,9 @@ def train_model(
 
     torch.set_num_threads(train_config.threads)
     modalities = model_config.modalities
-    size = sum(cohort.night(r).nbytes for r in splits["train"] + splits["validation"])
-    in_memory = size < _IN_MEMORY_BYTES
-    train_nights = [load_night(cohort, r, label_set, modalities, in_memory) for r in splits["train"]]
-    val_nights = [load_night(cohort, r, label_set, modalities, in_memory) for r in splits["validation"]]
+    # Nights stay memory-mapped: batches copy their chunks out, so memory does not grow with the cohort.
+    train_nights = [load_night(cohort, r, label_set, modalities) for r in splits["train"]]
+    val_nights = [load_night(cohort, r, label_set, modalities) for r in splits["validation"]]
 
     torch.manual_seed(train_config.seed)
     model = SequenceStager(model_config)
