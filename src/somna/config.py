@@ -14,7 +14,7 @@ from typing import Any
 from somna.errors import SomnaError
 from somna.io.recording import SLEEP_EDF_CHANNELS, ChannelSpec
 
-__all__ = ["CohortConfig", "PreprocessConfig", "load_config"]
+__all__ = ["CohortConfig", "PreprocessConfig", "build_section", "config_to_dict", "load_config", "read_toml"]
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,27 @@ class CohortConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML config file; a missing or malformed file is a :class:`SomnaError` naming it."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SomnaError("config file not found", path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise SomnaError(f"not valid TOML: {err}", path) from None
+
+
+def build_section(cls: type, values: dict[str, Any], where: str, path: str | Path) -> Any:
+    """Build a config dataclass from one TOML table; unknown keys are an error naming file and key.
+
+    TOML arrays become tuples (the dataclasses are frozen and hashable).
+    """
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise SomnaError(f"unknown key(s) {unknown} in [{where}]; known: {sorted(known)}")
-    converted = {k: tuple(v) if isinstance(v, list) and k.endswith("band") else v for k, v in values.items()}
-    return cls(**converted)
+        raise SomnaError(f"unknown key(s) {unknown} in [{where}]; known: {sorted(known)}", path)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def load_config(path: str | Path) -> CohortConfig:
@@ -100,21 +114,12 @@ def load_config(path: str | Path) -> CohortConfig:
     SomnaError
         If the file is missing, not TOML, or has unknown keys.
     """
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SomnaError("config file not found", path) from None
-    except tomllib.TOMLDecodeError as err:
-        raise SomnaError(f"not valid TOML: {err}", path) from None
-    try:
-        pre = dict(data.get("preprocess", {}))
-        if pre.get("trim_wake_min", 0) is not None and pre.get("trim_wake_min", 0) < 0:
-            pre["trim_wake_min"] = None
-        preprocess = _build(PreprocessConfig, pre, "preprocess")
-        channels = data.get("channels") or CohortConfig().channels
-    except SomnaError as err:
-        raise SomnaError(err.problem, path) from None
+    data = read_toml(path)
+    pre = dict(data.get("preprocess", {}))
+    if pre.get("trim_wake_min", 0) is not None and pre.get("trim_wake_min", 0) < 0:
+        pre["trim_wake_min"] = None
+    preprocess = build_section(PreprocessConfig, pre, "preprocess", path)
+    channels = data.get("channels") or CohortConfig().channels
     return CohortConfig(channels=channels, preprocess=preprocess)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from somna.config import build_section, read_toml
 from somna.errors import SomnaError
 from somna.models import ModelConfig
 
@@ -122,14 +122,6 @@ class ExperimentConfig:
         return asdict(self)
 
 
-def _section(cls: type, values: dict[str, Any], where: str, path: Path) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SomnaError(f"unknown key(s) {unknown} in [{where}]; known: {sorted(known)}", path)
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read an experiment config (tables ``[data]``, ``[model]``, ``[training]``, ``[cv]``).
 
@@ -138,13 +130,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     SomnaError
         If the file is missing, not TOML, or has unknown keys (naming the file and the key).
     """
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SomnaError("config file not found", path) from None
-    except tomllib.TOMLDecodeError as err:
-        raise SomnaError(f"not valid TOML: {err}", path) from None
+    raw = read_toml(path)
     model = dict(raw.get("model", {}))
     model_keys = {f.name for f in fields(ModelConfig)} - {
         "modalities",
@@ -160,9 +146,9 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     if unknown_tables:
         raise SomnaError(f"unknown table(s) {unknown_tables}", path)
     return ExperimentConfig(
-        data=_section(DataConfig, dict(raw.get("data", {})), "data", path),
+        data=build_section(DataConfig, dict(raw.get("data", {})), "data", path),
         model=model,
-        training=_section(TrainConfig, dict(raw.get("training", {})), "training", path),
-        cv=_section(CVConfig, dict(raw.get("cv", {})), "cv", path),
+        training=build_section(TrainConfig, dict(raw.get("training", {})), "training", path),
+        cv=build_section(CVConfig, dict(raw.get("cv", {})), "cv", path),
         name=str(raw.get("name", path.stem)),
     )
