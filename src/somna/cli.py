@@ -13,7 +13,6 @@ from somna.errors import SomnaError
 
 if TYPE_CHECKING:  # imported lazily at run time so that `somna --help` stays fast
     from somna.config import CohortConfig
-    from somna.data import Cohort
 
 __all__ = ["main"]
 
@@ -47,22 +46,6 @@ def _load_cohort_config(path: str | None) -> CohortConfig:
     return load_config(path) if path else CohortConfig()
 
 
-def _print_stage_table(cohort: Cohort) -> None:
-    from somna.stages import AASM
-
-    rows = cohort.stage_table()
-    header = f"{'subject':<10}{'nights':>7}" + "".join(f"{s:>8}" for s in AASM.labels) + f"{'total':>9}"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        total = sum(row[s] for s in AASM.labels)
-        print(
-            f"{row['subject']:<10}{row['nights']:>7}"
-            + "".join(f"{row[s]:>8}" for s in AASM.labels)
-            + f"{total:>9}"
-        )
-
-
 def _cmd_prepare(args: argparse.Namespace) -> None:
     from somna.data import prepare_cohort
 
@@ -74,7 +57,7 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
         config = replace(config, preprocess=replace(config.preprocess, trim_wake_min=trim))
     cohort = prepare_cohort(args.edf_folder, args.cache, config=config, workers=args.workers)
     print(f"{cohort!r}")
-    _print_stage_table(cohort)
+    print(cohort.format_stage_table())
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -85,7 +68,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
         for record in cohort.records:
             cohort.night(record)
     print(f"{cohort!r}")
-    _print_stage_table(cohort)
+    print(cohort.format_stage_table())
 
 
 def _run_dir(args: argparse.Namespace, experiment_name: str, mode: str) -> Path:

@@ -48,7 +48,6 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     dict
         Pooled agreement on the test subjects.
     """
-    from somna.cli import _print_stage_table
     from somna.evaluation.sleep_metrics import format_metrics_table
     from somna.plotting import plot_cohort_spectra
     from somna.scoring import score_psg, write_scored_night
@@ -66,7 +65,7 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     print(f"[2/6] preparing the cohort cache in {out / 'cache'}")
     cohort = prepare_cohort(edf_dir, out / "cache", workers=workers)
     print(f"{cohort!r}; epochs per stage after trimming to the sleep period ± 30 min:")
-    _print_stage_table(cohort)
+    print(cohort.format_stage_table())
     figure = plot_cohort_spectra(Cohort.open(out / "cache", verify=False), out / "stage_spectra.png")
     print(f"[3/6] per-stage EEG/EOG spectra written to {figure}")
     experiment = replace(DEMO_EXPERIMENT, data=replace(DEMO_EXPERIMENT.data, cache=str(out / "cache")))

@@ -312,6 +312,17 @@ class Cohort:
                 row[label] += e.stage_counts.get(label, 0)
         return [table[k] for k in sorted(table)]
 
+    def format_stage_table(self) -> str:
+        """Per-subject epochs per AASM stage as a plain-text table (what ``somna prepare`` prints)."""
+        header = f"{'subject':<10}{'nights':>7}" + "".join(f"{s:>8}" for s in AASM.labels) + f"{'total':>9}"
+        lines = [header, "-" * len(header)]
+        for row in self.stage_table():
+            stages = "".join(f"{row[s]:>8}" for s in AASM.labels)
+            lines.append(
+                f"{row['subject']:<10}{row['nights']:>7}{stages}{sum(row[s] for s in AASM.labels):>9}"
+            )
+        return "\n".join(lines)
+
     def __len__(self) -> int:
         return len(self.entries)
 
