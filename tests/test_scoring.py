@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from somna.cli import main
-from somna.data.cohort import prepare_cohort
 from somna.errors import ChannelError, CheckpointError, HypnogramError, SignalQualityError
 from somna.evaluation import epoch_agreement
 from somna.hypnogram import Hypnogram
@@ -20,29 +19,11 @@ from somna.io.edf_write import EdfChannel, write_hypnogram_edf, write_psg_edf
 from somna.scoring import channel_spec, score_psg, write_scored_night
 from somna.stages import AASM, NREM_REM, RK, THREE_CLASS, TWO_CLASS
 from somna.staging import SleepStager, merge_hierarchical
-from somna.synth import write_synthetic_cohort
-from somna.training.config import CVConfig, DataConfig, ExperimentConfig, TrainConfig
-from somna.training.experiment import run_experiment
-
-TINY = ExperimentConfig(
-    name="tiny",
-    model={"embed_dim": 16, "cnn_width": 8, "seq_len": 8},
-    training=TrainConfig(max_epochs=2, patience=5, batch_size=8, chunk_len=32, lr=3e-3, threads=1),
-    cv=CVConfig(test_fraction=0.34, validation_fraction=0.5, seed=0),
-)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A tiny model trained on 3 synthetic subjects; returns (run folder, a test PSG, its hypnogram)."""
-    root = tmp_path_factory.mktemp("scoring")
-    write_synthetic_cohort(root / "edf", n_subjects=3, seed=5, hours=1.5, progress=False)
-    cohort = prepare_cohort(root / "edf", root / "cache", workers=1, progress=False)
-    experiment = ExperimentConfig(**{**TINY.__dict__, "data": DataConfig(cache=str(root / "cache"))})
-    run_experiment(experiment, root / "run", mode="holdout", progress=False)
-    test_subject = json.loads((root / "run" / "experiment.json").read_text())["folds"][0]["test"][0]
-    entry = next(e for e in cohort.entries if e.subject_id == test_subject)
-    return root / "run", Path(entry.psg), Path(entry.hypnogram)
+def trained(tiny_trained_run: tuple[Path, Path, Path]) -> tuple[Path, Path, Path]:
+    return tiny_trained_run
 
 
 @pytest.mark.slow

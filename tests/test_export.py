@@ -1,0 +1,69 @@
+"""ONNX export: fp32 parity with torch, int8 agreement, model sizes, clear errors on bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from somna.data.sequences import NightArrays
+from somna.errors import CheckpointError
+from somna.export import ONNX_MANIFEST, export_onnx, load_onnx_stager
+from somna.scoring import score_psg
+from somna.staging import SleepStager
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_trained_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    run, psg, _ = tiny_trained_run
+    out = tmp_path_factory.mktemp("onnx")
+    export_onnx(run, out, int8=True)
+    return run, psg, out
+
+
+@pytest.mark.slow
+def test_export_writes_fp32_and_int8_graphs_and_a_manifest(exported) -> None:
+    _, _, out = exported
+    manifest = json.loads((out / ONNX_MANIFEST).read_text())
+    assert set(manifest["file_bytes"]) == {"model.onnx", "model.int8.onnx"}
+    assert manifest["file_bytes"]["model.int8.onnx"] < manifest["file_bytes"]["model.onnx"]
+    assert manifest["task"] == "aasm" and manifest["modalities"] == ["eeg", "eog", "emg"]
+
+
+@pytest.mark.slow
+def test_onnx_fp32_matches_torch_and_int8_agrees_on_99_percent(exported) -> None:
+    run, psg, out = exported
+    rng = np.random.default_rng(0)
+    n = 300  # longer than one chunk of the exported graph's example, shorter than predict_night's chunk
+    night = NightArrays(
+        "x", "x",
+        {"eeg": rng.standard_normal((n, 2, 3000)).astype(np.float32),
+         "eog": rng.standard_normal((n, 1, 3000)).astype(np.float32),
+         "emg": rng.standard_normal((n, 1, 30)).astype(np.float32)},
+        np.zeros(n, dtype=np.int64),
+    )  # fmt: skip
+    torch_probs, _ = SleepStager.from_run(run).predict(night)
+    fp32_probs, _ = load_onnx_stager(out, "fp32").predict(night)
+    assert np.abs(fp32_probs - torch_probs).max() < 1e-4
+    # on a real (synthetic) night, scored end to end through each backend
+    reference = score_psg(psg, SleepStager.from_run(run))
+    int8 = score_psg(psg, load_onnx_stager(out, "int8"))
+    agreement = np.mean(int8.hypnogram.stages == reference.hypnogram.stages)
+    assert agreement >= 0.99, agreement
+
+
+def test_bad_onnx_exports_are_clear_errors(tmp_path: Path, exported) -> None:
+    _, _, out = exported
+    with pytest.raises(CheckpointError, match="not an ONNX export"):
+        load_onnx_stager(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / ONNX_MANIFEST).write_text((out / ONNX_MANIFEST).read_text())
+    (broken / "model.onnx").write_bytes(b"not an onnx graph")
+    with pytest.raises(CheckpointError, match=r"model\.onnx.*not a loadable ONNX model"):
+        load_onnx_stager(broken)
+    (broken / ONNX_MANIFEST).write_text("{")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_onnx_stager(broken)
