@@ -8,6 +8,7 @@ edfio keeps each signal as recorded.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,7 @@ _TO_MICROVOLT: dict[str, float] = {
     "volts": 1e6,
 }
 
+_MAX_HZ = 100_000.0  # a higher rate means a corrupt header (e.g. a data-record duration of 1e-9 s)
 _FIXED_HEADER_BYTES = 256
 _SIGNAL_HEADER_BYTES = 256
 
@@ -80,7 +82,7 @@ def _check_header_and_size(path: Path) -> None:
         signal_header = f.read(n_signals * _SIGNAL_HEADER_BYTES)
     if len(signal_header) < n_signals * _SIGNAL_HEADER_BYTES:
         raise EDFReadError(f"truncated EDF header: {size} bytes, the header alone needs {header_bytes}", path)
-    # Samples per data record: the 7th per-signal field (8 bytes each), after 216 bytes per signal.
+    # Samples per data record: the 9th per-signal field (8 bytes each), after 216 bytes per signal.
     offset = n_signals * 216
     try:
         samples = [
@@ -91,8 +93,18 @@ def _check_header_and_size(path: Path) -> None:
         raise EDFReadError(
             "corrupt EDF header: a 'samples per data record' field is not a number", path
         ) from None
+    empty = [i for i, n in enumerate(samples) if n < 1]
+    if empty:
+        raise EDFReadError(
+            f"corrupt EDF header: signal {empty[0]} has {samples[empty[0]]} samples per data record "
+            "(at least 1 is needed)",
+            path,
+        )
+    _check_record_duration(fixed[244:252], signal_header[: 16 * n_signals], path)
     record_bytes = 2 * sum(samples)
-    if n_records < 0:
+    if n_records < -1:
+        raise EDFReadError(f"corrupt EDF header: {n_records} data records (-1 or more are allowed)", path)
+    if n_records == -1:
         # -1 means "unknown" (recording still running); accept whole records only.
         if record_bytes == 0 or (size - header_bytes) % record_bytes:
             raise EDFReadError("incomplete last data record (number of data records is -1)", path)
@@ -107,6 +119,31 @@ def _check_header_and_size(path: Path) -> None:
         )
 
 
+def _check_record_duration(field: bytes, labels: bytes, path: Path) -> None:
+    """Refuse a data-record duration that is not a finite number > 0.
+
+    0 is allowed for annotation-only EDF+ files (every signal is ``EDF Annotations``), as the EDF+
+    specification does; edfio fails with an internal error on it for any other signal.
+    """
+    try:
+        duration = float(field.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise EDFReadError(
+            f"corrupt EDF header: the data-record duration {field.decode('latin-1').strip()!r} "
+            "is not a number",
+            path,
+        ) from None
+    annotations_only = all(
+        labels[i : i + 16].strip() == b"EDF Annotations" for i in range(0, len(labels), 16)
+    )
+    if not math.isfinite(duration) or duration < 0 or (duration == 0 and not annotations_only):
+        raise EDFReadError(
+            f"corrupt EDF header: the data-record duration is {duration:g} s "
+            "(a positive number of seconds is needed)",
+            path,
+        )
+
+
 def _read_edf(path: Path) -> edfio.Edf:
     """Open an EDF/EDF+ file with edfio (data loaded lazily), every failure as :class:`EDFReadError`."""
     if not path.is_file():
@@ -116,27 +153,64 @@ def _read_edf(path: Path) -> edfio.Edf:
         with warnings.catch_warnings():
             # Sizes were checked above; an edfio warning left means a malformed file.
             warnings.filterwarnings("error", category=UserWarning, module=r"edfio(\.|$)")
+            # ... except the one for a header with -1 ("unknown") records, whose count edfio takes
+            # from the size, checked above to be a whole number of records.
+            warnings.filterwarnings("ignore", "EDF header indicates -1 data records", UserWarning)
             edf = edfio.read_edf(path, lazy_load_data=True, header_encoding="latin-1")
             # Annotations are parsed on access: do it here so their errors are reported alike.
             edf.annotations  # noqa: B018
             return edf
-    except (ValueError, UserWarning, UnicodeDecodeError, IndexError, TypeError, OSError) as err:
-        raise EDFReadError(f"cannot read EDF file: {err}", path) from None
+    except Exception as err:
+        # Parse boundary: edfio raises whatever its parsing hits on a corrupt header or annotation
+        # (ValueError, UnicodeDecodeError, IndexError, ZeroDivisionError, UnboundLocalError, ...,
+        # and its warnings, made errors above). This block only parses the file, so any exception
+        # here means the file is unreadable; sizes and fields checked above get their own messages.
+        raise EDFReadError(f"cannot read EDF file: {type(err).__name__}: {err}", path) from None
 
 
 def _start(edf: edfio.Edf, path: Path) -> tuple[dt.datetime, bool]:
     try:
         time = edf.starttime
-    except (ValueError, edfio.AnonymizedDateError) as err:
+    except (ValueError, OverflowError, edfio.AnonymizedDateError) as err:
+        # OverflowError: an EDF+ time-keeping onset too large for the sub-second start offset.
         raise EDFReadError(f"corrupt EDF header start time: {err}", path) from None
     try:
-        date = edf.startdate
+        with warnings.catch_warnings():
+            # edfio warns when the EDF+ "Startdate" differs from the legacy date field and uses the
+            # EDF+ one; so does somna.
+            warnings.filterwarnings("ignore", "Different values in startdate fields", UserWarning)
+            date = edf.startdate
     except edfio.AnonymizedDateError:
         # EDF+ allows hiding the date ("X"); keep the clock time on the EDF+ placeholder date.
         return dt.datetime.combine(dt.date(1985, 1, 1), time), True
     except ValueError as err:
         raise EDFReadError(f"corrupt EDF header start date: {err}", path) from None
     return dt.datetime.combine(date, time), False
+
+
+def _check_calibration(sig: edfio.EdfSignal, path: Path) -> None:
+    """Refuse a signal whose physical/digital range cannot scale its samples to finite values.
+
+    edfio returns the raw digital values (with a warning, or silently when a range field is not a
+    number) for such a signal; somna refuses it instead of staging unscaled numbers.
+    """
+    try:
+        pmin, pmax = sig.physical_min, sig.physical_max
+        dmin, dmax = sig.digital_min, sig.digital_max
+    except ValueError as err:
+        raise EDFReadError(
+            f"corrupt EDF header: a physical or digital range field of {sig.label!r} is not a number ({err})",
+            path,
+        ) from None
+    problem = None
+    if not (math.isfinite(pmin) and math.isfinite(pmax) and math.isfinite(pmax - pmin)):
+        problem = f"physical range [{pmin:g}, {pmax:g}] is not finite"
+    elif pmin == pmax:
+        problem = f"physical minimum equals physical maximum ({pmin:g})"
+    elif dmax <= dmin:
+        problem = f"digital maximum {dmax} is not above digital minimum {dmin}"
+    if problem:
+        raise EDFReadError(f"corrupt EDF header: {problem} for {sig.label!r}", path)
 
 
 def _unit_factor(unit: str) -> tuple[float, bool]:
@@ -194,12 +268,15 @@ def read_psg(
     Raises
     ------
     EDFReadError
-        If the file is missing, not EDF, has a corrupt header, or is truncated (its size is not
-        header + data records × record size).
+        If the file is missing, not EDF, has a corrupt header (including a data-record duration that
+        is not > 0, a signal with no samples per record, or a wanted channel whose physical or digital
+        range cannot scale its samples), or is truncated (its size is not header + data records ×
+        record size).
     ChannelError
         If a wanted channel is missing (the message lists the file's channels) or ambiguous, the
         channels of one modality have different rates, an EEG/EOG channel is below
-        :data:`MIN_EEG_EOG_HZ` (50 Hz), or another channel below :data:`MIN_HZ` (1 Hz).
+        :data:`MIN_EEG_EOG_HZ` (50 Hz), another channel below :data:`MIN_HZ` (1 Hz), or a channel
+        above 100 kHz.
     SignalQualityError
         If a channel is flat or has non-finite samples (see :func:`somna.io.recording.check_signals`).
     ValueError
@@ -245,8 +322,15 @@ def read_psg(
                 f"at least {floor:g} Hz is needed",
                 path,
             )
+        if rate > _MAX_HZ:
+            raise ChannelError(
+                f"{modality} channel {chosen[0].label!r} is sampled at {rate:g} Hz, above the "
+                f"{_MAX_HZ:g} Hz any PSG uses (corrupt header?)",
+                path,
+            )
         rows = []
         for sig in chosen:
+            _check_calibration(sig, path)
             factor, guessed = _unit_factor(sig.physical_dimension)
             if guessed:
                 assumed.append(sig.label)

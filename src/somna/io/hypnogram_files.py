@@ -21,12 +21,11 @@ import json
 import re
 from pathlib import Path
 
-import edfio
 import numpy as np
 
-from somna.errors import EDFReadError, HypnogramError
+from somna.errors import HypnogramError
 from somna.hypnogram import EPOCH_SECONDS, Hypnogram
-from somna.io.edf import _read_edf
+from somna.io.edf import _read_edf, _start
 from somna.io.recording import Recording
 from somna.stages import AASM, UNSCORED, LabelSet, is_stage_annotation, parse_stage, stage_codes_from_strings
 
@@ -46,7 +45,10 @@ _STAGE_COLUMNS = (
     "scoring",
 )
 _EPOCH_COLUMNS = ("epoch", "epochs", "epoch_index", "epoch_idx", "epoch index")
-_INT = re.compile(r"^-?\d+$")
+_INT = re.compile(r"^-?\d{1,15}$")  # bounded: longer is no stage code or epoch index
+_MAX_EPOCHS = 14 * 24 * 120
+"""Longest hypnogram read: 14 days of 30-s epochs. Longer means a corrupt file (a huge onset, duration
+or epoch index), which would otherwise allocate gigabytes."""
 
 
 def read_hypnogram(path: str | Path, int_codes: LabelSet = AASM) -> Hypnogram:
@@ -56,7 +58,8 @@ def read_hypnogram(path: str | Path, int_codes: LabelSet = AASM) -> Hypnogram:
     ----------
     path : str | Path
         The file. ``.edf``/``.rec`` are EDF+ annotation files, ``.json`` JSON, ``.csv``/``.tsv``/
-        ``.txt`` tables; other names are recognised by their first bytes.
+        ``.txt`` tables; other names are recognised by their first bytes (EDF header, JSON ``[``/``{``,
+        else a table).
     int_codes : LabelSet
         Label set of stages written as bare integers in JSON lists and in table columns made only of
         integers (default AASM: ``0`` W … ``4`` REM; ``-1`` is always unscored). Table columns that
@@ -77,7 +80,9 @@ def read_hypnogram(path: str | Path, int_codes: LabelSet = AASM) -> Hypnogram:
     HypnogramError
         For an unknown stage (naming the string, the file and the row or position), R&K and AASM
         names mixed in one file, stage annotations off the 30-s grid, overlapping or of a duration
-        that is not a whole number of epochs, duplicate epoch rows, or an unreadable table/JSON.
+        that is not a whole number of epochs, duplicate epoch rows, an unreadable table/JSON, or a
+        hypnogram longer than 14 days (an annotation onset or duration, or an epoch index, beyond
+        that is taken for a corrupt file).
     EDFReadError
         If an ``.edf`` file is not a readable EDF+ file (not EDF, truncated, corrupt header).
     """
@@ -104,7 +109,7 @@ def _kind(path: Path) -> str:
         head = f.read(256)
     if head.startswith(b"0       "):
         return "edf"
-    if head.lstrip().startswith(b"["):
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith((b"[", b"{")):
         return "json"
     return "table"
 
@@ -115,13 +120,19 @@ def _kind(path: Path) -> str:
 def _read_edf_annotations(path: Path) -> Hypnogram:
     edf = _read_edf(path)
     annotations = list(edf.annotations)
-    try:
-        header_start: dt.datetime | None = edf.startdatetime
-    except edfio.AnonymizedDateError:
-        header_start = None
-    except ValueError as err:
-        raise EDFReadError(f"corrupt EDF header start: {err}", path) from None
+    clock, anonymised = _start(edf, path)
+    header_start = None if anonymised else clock
 
+    limit_s = _MAX_EPOCHS * EPOCH_SECONDS
+    for i, ann in enumerate(annotations):
+        # edfio parses any run of digits, so an onset or duration may be inf or absurdly large.
+        duration = 0.0 if ann.duration is None else float(ann.duration)
+        if not (abs(float(ann.onset)) <= limit_s and 0 <= duration <= limit_s):
+            raise HypnogramError(
+                f"annotation {i} ({ann.text[:40]!r}) has onset {float(ann.onset):g} s and duration "
+                f"{duration:g} s, beyond the {limit_s / 86400:g}-day limit (corrupt annotations?)",
+                path,
+            )
     annotations.sort(key=lambda a: a.onset)
     stage_entries: list[tuple[int, float, float | None, str]] = []
     others: list[tuple[float, str]] = []
@@ -166,6 +177,7 @@ def _read_edf_annotations(path: Path) -> Hypnogram:
                 path,
             )
         spans.append((first, n, int(code), i, onset))
+    _check_length(max(first + n for first, n, *_ in spans), path)
     stages = np.full(max(first + n for first, n, *_ in spans), UNSCORED, dtype=np.int8)
     filled = np.zeros(stages.size, dtype=bool)
     for first, n, code, i, onset in spans:
@@ -197,6 +209,15 @@ def _read_edf_annotations(path: Path) -> Hypnogram:
     )
 
 
+def _check_length(n_epochs: int, path: Path) -> None:
+    if n_epochs > _MAX_EPOCHS:
+        raise HypnogramError(
+            f"spans {n_epochs} epochs of 30 s, more than the {_MAX_EPOCHS} ({_MAX_EPOCHS // 2880} days) "
+            "a hypnogram may have (corrupt file?)",
+            path,
+        )
+
+
 def _whole_epochs(seconds: float, epoch: float) -> int | None:
     n = round(seconds / epoch)
     return int(n) if abs(n * epoch - seconds) <= _GRID_TOLERANCE_S else None
@@ -207,9 +228,11 @@ def _whole_epochs(seconds: float, epoch: float) -> int | None:
 
 def _read_json(path: Path, int_codes: LabelSet) -> Hypnogram:
     try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise HypnogramError(f"is not valid JSON: {err}", path) from None
+        values = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, RecursionError) as err:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers over Python's digit
+        # limit; RecursionError deeply nested lists.
+        raise HypnogramError(f"is not valid JSON: {type(err).__name__}: {str(err)[:200]}", path) from None
     if not isinstance(values, list) or not values:
         raise HypnogramError("must hold a non-empty JSON list with one stage per 30-s epoch", path)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
@@ -223,6 +246,7 @@ def _read_json(path: Path, int_codes: LabelSet) -> Hypnogram:
         if bad is not None:
             raise HypnogramError(f"unknown sleep stage {values[bad]!r} at position {bad}", path)
         raise HypnogramError("mixes integer codes and stage names", path)
+    _check_length(codes.size, path)
     return Hypnogram(stages=codes, label_set=label_set, source=path)
 
 
@@ -332,6 +356,7 @@ def _read_table(path: Path, int_codes: LabelSet) -> Hypnogram:
         except ValueError as err:
             raise HypnogramError(str(err), path) from None
 
+    _check_length(max(epochs) + 1 if epochs else codes.size, path)
     if epoch_col is None:
         stages = codes
     else:
