@@ -102,24 +102,69 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _cmd_score(args: argparse.Namespace) -> None:
     from somna.evaluation.sleep_metrics import format_metrics_table
-    from somna.scoring import channel_spec, score_psg, write_scored_night
+    from somna.scoring import (
+        SCORED,
+        SKIPPED,
+        channel_spec,
+        check_output_dir,
+        expand_psgs,
+        night_folder,
+        pair_hypnograms,
+        score_many,
+        score_to_folder,
+    )
     from somna.staging import SleepStager
 
-    stager = SleepStager.from_run(args.model)
+    items = [str(p) for p in args.psgs]
+    single = len(items) == 1 and Path(items[0]).is_file()
+    if args.hypnogram is not None and not single:
+        raise SomnaError("--hypnogram needs a single PSG file; use --hypnogram-dir to score several")
+    if args.hypnogram is not None and args.hypnogram_dir is not None:
+        raise SomnaError("give --hypnogram or --hypnogram-dir, not both")
+    psgs = expand_psgs(items)
     channels = channel_spec(args.eeg, args.eog, args.emg)
-    out = Path(args.out) if args.out else Path("scores") / Path(args.psg).name.split(".")[0]
-    scored = score_psg(args.psg, stager, channels, reference=args.hypnogram, model_name=str(args.model))
-    paths = write_scored_night(scored, out)
-    print(f"{args.psg}: {len(scored.hypnogram)} epochs staged ({stager.label_set.name})")
-    print(format_metrics_table(scored.metrics))
-    if scored.agreement is not None:
-        a = scored.agreement
-        print(
-            f"agreement with {args.hypnogram}: accuracy {a['accuracy']:.3f}, macro-F1 {a['macro_f1']:.3f}, "
-            f"kappa {a['cohen_kappa']:.3f}"
+    references = pair_hypnograms(psgs, args.hypnogram_dir) if args.hypnogram_dir is not None else {}
+    if single:  # one file: --out is the night's folder itself
+        psg = psgs[0]
+        out = Path(args.out) if args.out else night_folder("scores", psg)
+        check_output_dir(out)
+        stager = SleepStager.from_run(args.model)
+        reference = args.hypnogram or references.get(psg)
+        scored = score_to_folder(psg, stager, out, channels, reference, str(args.model), args.force)
+        if scored is None:
+            print(f"{psg}: already scored in {out}, skipped (--force scores it again)")
+            return
+        print(f"{psg}: {len(scored.hypnogram)} epochs staged ({stager.label_set.name})")
+        print(format_metrics_table(scored.metrics))
+        if scored.agreement is not None:
+            a = scored.agreement
+            print(
+                f"agreement with {reference}: accuracy {a['accuracy']:.3f}, macro-F1 {a['macro_f1']:.3f}, "
+                f"kappa {a['cohen_kappa']:.3f}"
+            )
+        for name in ("hypnogram.csv", "hypnogram.edf", "probabilities.csv", "report.html", "metrics.json"):
+            if (out / name).is_file():
+                print(f"  {out / name}")
+        return
+    out = Path(args.out) if args.out else Path("scores")
+    if args.hypnogram_dir is not None:
+        print(f"{len(references)} of {len(psgs)} night(s) have a reference hypnogram in {args.hypnogram_dir}")
+    status = score_many(
+        psgs, args.model, out, channels, workers=args.workers, force=args.force, references=references
+    )
+    failed = {psg: text for psg, text in status.items() if text not in (SCORED, SKIPPED)}
+    for text in failed.values():
+        print(f"failed: {text}", file=sys.stderr)
+    counts = {s: sum(v == s for v in status.values()) for s in (SCORED, SKIPPED)}
+    print(
+        f"{len(status)} night(s): {counts[SCORED]} scored, {counts[SKIPPED]} skipped (already scored), "
+        f"{len(failed)} failed; outputs in {out}/<PSG name>/"
+    )
+    if failed:
+        raise SomnaError(
+            f"{len(failed)} of {len(status)} night(s) failed (listed above); the others are scored, and "
+            "rerunning the same command retries only the failed ones"
         )
-    for name, path in paths.items():
-        print(f"  {name:<14} {path}")
 
 
 def _cmd_metrics(args: argparse.Namespace) -> None:
@@ -271,10 +316,19 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Stage every 30-s epoch of an EDF file and write hypnogram.csv, hypnogram.edf (EDF+), "
         "probabilities.csv, metrics.json and a one-page report.html. Channels default to Sleep-EDF's names; "
         "map others with --eeg/--eog/--emg (any rate from 50 Hz). With --hypnogram the report adds "
-        "agreement, the confusion matrix and scored-vs-estimated sleep metrics.",
+        "agreement, the confusion matrix and scored-vs-estimated sleep metrics. Several files, folders or "
+        "patterns are scored in parallel, one folder per night; metrics.json is written last, and a night "
+        "whose folder has it is skipped, so rerunning an interrupted batch finishes the rest. A night that "
+        "fails is listed with its reason and the others go on (exit status 2).",
         formatter_class=fmt,
     )
-    p.add_argument("psg", type=Path, help="PSG EDF/EDF+ file")
+    p.add_argument(
+        "psgs",
+        nargs="+",
+        metavar="PSG",
+        help="PSG EDF/EDF+ file(s), folder(s) (every *.edf inside that is not a hypnogram) or glob "
+        "pattern(s) such as 'data/*-PSG.edf' (quoted; '**' recurses)",
+    )
     p.add_argument(
         "--model", type=Path, required=True, help="run folder of `somna train`/`cv`, or a .pt file"
     )
@@ -286,8 +340,26 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--eog", default=None, help="EOG channel name(s) (default: 'EOG horizontal')")
     p.add_argument("--emg", default=None, help="chin EMG channel name (default: 'EMG submental')")
-    p.add_argument("--hypnogram", type=Path, default=None, help="scored hypnogram of the same recording")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: scores/<PSG name>)")
+    p.add_argument(
+        "--hypnogram", type=Path, default=None, help="scored hypnogram of the recording (one PSG file only)"
+    )
+    p.add_argument(
+        "--hypnogram-dir",
+        type=Path,
+        default=None,
+        help="folder of Sleep-EDF *-Hypnogram.edf files: each PSG is compared with its night's hypnogram",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder: with one PSG file, that night's folder (default: scores/<PSG name>); "
+        "otherwise one sub-folder per night, OUT/<PSG name>/ (default: scores)",
+    )
+    p.add_argument("--workers", type=int, default=2, help="parallel worker processes (1: in this process)")
+    p.add_argument(
+        "--force", action="store_true", help="score again nights whose output folder holds a complete result"
+    )
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser(

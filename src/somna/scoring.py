@@ -11,30 +11,60 @@ staged as sleep stretch that period over the whole day, which undoes the point.)
 from __future__ import annotations
 
 import csv
+import glob
 import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from somna.config import PreprocessConfig
 from somna.data.sequences import NightArrays
-from somna.errors import ChannelError, HypnogramError
+from somna.errors import ChannelError, HypnogramError, SomnaError
 from somna.evaluation import epoch_agreement
 from somna.evaluation.sleep_metrics import METRIC_LABELS, sleep_metrics
 from somna.hypnogram import Hypnogram
 from somna.io import align_hypnogram, read_hypnogram, read_psg
 from somna.io.edf_write import write_hypnogram_edf
 from somna.io.recording import SLEEP_EDF_CHANNELS, ChannelSpec, Recording
+from somna.io.sleepedf import parse_sleep_edf_name
 from somna.preprocess import preprocess_night
 from somna.preprocess.sleep_window import likely_sleep_window
 from somna.stages import AASM, RK, UNSCORED, LabelSet
 from somna.staging import SleepStager
 from somna.storage import atomic_write, write_json_atomic
 
-__all__ = ["ScoredNight", "channel_spec", "score_psg", "write_scored_night"]
+__all__ = [
+    "SCORED",
+    "SKIPPED",
+    "ScoredNight",
+    "channel_spec",
+    "check_output_dir",
+    "expand_psgs",
+    "night_folder",
+    "night_is_scored",
+    "pair_hypnograms",
+    "score_many",
+    "score_psg",
+    "score_to_folder",
+    "write_scored_night",
+]
+
+SCORED = "scored"
+"""Status of a night :func:`score_many` scored."""
+SKIPPED = "skipped"
+"""Status of a night whose output folder already held a complete result."""
+
+COMPLETE_MARKER = "metrics.json"
+"""The output file written last (atomically): its presence marks a night's output folder complete."""
 
 
 @dataclass
@@ -206,8 +236,13 @@ def write_scored_night(scored: ScoredNight, out_dir: str | Path) -> dict[str, Pa
     Files: ``hypnogram.csv`` (epoch, onset in s, clock time, stage), ``hypnogram.edf`` (EDF+ annotations
     that EDF viewers open, with Sleep-EDF/HMC stage strings; written for AASM and R&K stagers, since EDF+
     has no standard strings for 3- or 2-class stages),
-    ``probabilities.csv`` (per-epoch stage probabilities), ``metrics.json`` (sleep metrics; with a
-    reference also its metrics and the agreement) and ``report.html`` (the one-page night report).
+    ``probabilities.csv`` (per-epoch stage probabilities), ``report.html`` (the one-page night report)
+    and ``metrics.json`` (sleep metrics; with a reference also its metrics and the agreement).
+
+    ``metrics.json`` is written last: its presence marks the folder complete (:func:`night_is_scored`).
+    An earlier ``metrics.json`` is removed before anything else is written, and temporary files left
+    by a killed writer are removed, so an interrupted rewrite never looks complete. One process writes
+    a folder at a time.
 
     Returns
     -------
@@ -217,6 +252,9 @@ def write_scored_night(scored: ScoredNight, out_dir: str | Path) -> dict[str, Pa
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / COMPLETE_MARKER).unlink(missing_ok=True)
+    for stale in out.glob(".*.tmp"):  # left by a killed writer
+        stale.unlink(missing_ok=True)
     hyp = scored.hypnogram
     labels = hyp.label_set.labels
     onsets = np.arange(len(hyp)) * hyp.epoch_s
@@ -243,7 +281,6 @@ def write_scored_night(scored: ScoredNight, out_dir: str | Path) -> dict[str, Pa
     if scored.reference is not None:
         summary["reference_metrics"] = scored.reference_metrics
         summary["agreement"] = {k: v for k, v in (scored.agreement or {}).items() if k != "report"}
-    paths["metrics"] = write_json_atomic(out / "metrics.json", summary)
     first, stop = scored.normalised_epochs
     notes = [
         f"Each epoch is staged from the {scored.seq_len} epochs ending at it (causal); the first "
@@ -267,4 +304,319 @@ def write_scored_night(scored: ScoredNight, out_dir: str | Path) -> dict[str, Pa
         notes=notes,
         info={"model": scored.model},
     )
+    paths["metrics"] = write_json_atomic(out / COMPLETE_MARKER, summary)  # last: marks the folder complete
     return paths
+
+
+# --- batch scoring ----------------------------------------------------------------------------------------
+
+_HYPNOGRAM_WORDS = ("hypnogram", "scoring", "annotation")
+"""A file whose name holds one of these is a hypnogram (Sleep-EDF ``-Hypnogram``, HMC ``_sleepscoring``)."""
+
+
+def _is_hypnogram_name(path: Path) -> bool:
+    lower = path.name.lower()
+    return any(word in lower for word in _HYPNOGRAM_WORDS)
+
+
+def _is_psg_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == ".edf" and not _is_hypnogram_name(path)
+
+
+def expand_psgs(items: Sequence[str | Path]) -> list[Path]:
+    """PSG files named by paths, folders and glob patterns, in order, each once.
+
+    Parameters
+    ----------
+    items : sequence of str | Path
+        A file is taken as is. A folder gives every ``*.edf`` file directly inside it whose name does not
+        mark a hypnogram (``*-Hypnogram.edf``, ``*_sleepscoring.edf``, ...). A pattern with ``*``, ``?``
+        or ``[`` (``**`` recurses) gives the matching ``.edf`` files that are not hypnograms.
+
+    Returns
+    -------
+    list of Path
+        Sorted within each folder or pattern; a file named twice is kept once (first place).
+
+    Raises
+    ------
+    SomnaError
+        Listing every item that names no file, a folder or pattern without PSG files, all at once.
+    """
+    found: dict[Path, Path] = {}
+    problems: list[str] = []
+    for item in items:
+        text = os.fspath(item)
+        path = Path(text)
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir() if _is_psg_file(p))
+            if not matches:
+                problems.append(f"{text}: no PSG .edf file in this folder")
+        elif path.is_file():
+            matches = [path]
+        elif any(c in text for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if _is_psg_file(Path(p)))
+            if not matches:
+                problems.append(f"{text}: no PSG .edf file matches")
+        else:
+            problems.append(f"{text}: no such file or folder")
+            matches = []
+        for match in matches:
+            found.setdefault(match.resolve(), match)
+    if problems:
+        raise SomnaError("nothing to score for " + "; ".join(problems))
+    return list(found.values())
+
+
+def night_folder(out_dir: str | Path, psg: str | Path) -> Path:
+    """Output folder of a PSG in a batch: ``out_dir/<PSG name up to the first dot>``."""
+    return Path(out_dir) / Path(psg).name.split(".")[0]
+
+
+def night_is_scored(night_dir: str | Path) -> bool:
+    """Whether a night's output folder holds a complete result (a readable ``metrics.json``, written last)."""
+    marker = Path(night_dir) / COMPLETE_MARKER
+    try:
+        json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def check_output_dir(out_dir: str | Path) -> Path:
+    """Create the output folder if needed and check it can be written, before any scoring starts.
+
+    Raises
+    ------
+    SomnaError
+        If the path is a file, lies under a file, or cannot be created or written.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SomnaError("is a file, not an output folder", out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".somna-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise SomnaError(f"cannot write the output folder: {err.strerror or err}", out) from None
+    return out
+
+
+def pair_hypnograms(psgs: Sequence[str | Path], folder: str | Path) -> dict[Path, Path]:
+    """Reference hypnograms of Sleep-EDF PSG files, found in ``folder`` by their night.
+
+    A PSG and its hypnogram are matched on the parsed Sleep-EDF record (``SC4001E0-PSG.edf`` with
+    ``SC4001EC-Hypnogram.edf``; see :func:`~somna.io.parse_sleep_edf_name`), never by editing names.
+
+    Returns
+    -------
+    dict of Path to Path
+        PSG (as given) to hypnogram, for the PSGs that have one; the others are left out.
+
+    Raises
+    ------
+    SomnaError
+        If the folder does not exist or holds two hypnograms of one night.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SomnaError("is not a folder (expected *-Hypnogram.edf files)", folder)
+    by_record: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not (path.is_file() and path.name.lower().endswith("-hypnogram.edf")):
+            continue
+        try:
+            record = parse_sleep_edf_name(path).record
+        except ValueError:
+            continue
+        if record in by_record:
+            raise SomnaError(f"two hypnograms of {record}: {by_record[record].name}, {path.name}", folder)
+        by_record[record] = path
+    pairs = {}
+    for psg in psgs:
+        try:
+            record = parse_sleep_edf_name(psg).record
+        except ValueError:
+            continue
+        if record in by_record:
+            pairs[Path(psg)] = by_record[record]
+    return pairs
+
+
+def score_to_folder(
+    psg: str | Path,
+    stager: SleepStager,
+    night_dir: str | Path,
+    channels: ChannelSpec | None = None,
+    reference: str | Path | None = None,
+    model_name: str = "",
+    force: bool = False,
+) -> ScoredNight | None:
+    """Score one PSG into its output folder unless that folder already holds a complete result.
+
+    Parameters
+    ----------
+    psg, stager, channels, reference, model_name
+        As for :func:`score_psg`.
+    night_dir : str | Path
+        The night's output folder (see :func:`write_scored_night`).
+    force : bool
+        Score again even when the folder is complete.
+
+    Returns
+    -------
+    ScoredNight | None
+        None when the night was skipped.
+
+    Raises
+    ------
+    SomnaError
+        As :func:`score_psg`; a complete earlier result is left as it was.
+    """
+    if not force and night_is_scored(night_dir):
+        return None
+    scored = score_psg(psg, stager, channels, reference=reference, model_name=model_name)
+    write_scored_night(scored, night_dir)
+    return scored
+
+
+_WORKER: dict[str, Any] = {}
+"""Per worker process: the stager, loaded once by :func:`_init_worker`, and its name."""
+
+
+def _init_worker(stager_path: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER["stager"] = SleepStager.from_run(stager_path)
+    _WORKER["name"] = stager_path
+
+
+def _score_job(
+    psg: str, night_dir: str, channels: ChannelSpec | None, reference: str | None, force: bool
+) -> str:
+    """One night in a worker: its status (:data:`SCORED`, :data:`SKIPPED` or the error text)."""
+    try:
+        scored = score_to_folder(
+            psg, _WORKER["stager"], night_dir, channels, reference, _WORKER["name"], force
+        )
+    except SomnaError as err:
+        return str(err)
+    return SKIPPED if scored is None else SCORED
+
+
+def score_many(
+    psgs: Sequence[str | Path],
+    stager_path: str | Path,
+    out_dir: str | Path,
+    channels: ChannelSpec | None = None,
+    workers: int = 2,
+    force: bool = False,
+    progress: bool = True,
+    references: Mapping[Path, Path] | None = None,
+) -> dict[Path, str]:
+    """Score many PSG files in parallel, one output folder per night; resumable.
+
+    Each night goes to ``out_dir/<PSG name>/`` (:func:`night_folder`; files as
+    :func:`write_scored_night`). A folder that already holds a complete result is skipped unless
+    ``force``, so rerunning an interrupted batch finishes the rest; a half-written folder (no
+    ``metrics.json``) is scored again. A night that fails (a :class:`~somna.errors.SomnaError`: unreadable
+    or truncated file, missing channels, ...) gets its reason as status and the others go on.
+
+    Parameters
+    ----------
+    psgs : sequence of str | Path
+        PSG files (see :func:`expand_psgs` for folders and patterns).
+    stager_path : str | Path
+        Run folder or checkpoint (:meth:`SleepStager.from_run`); each worker loads it once.
+    out_dir : str | Path
+        Folder of the night folders; created if needed.
+    channels : ChannelSpec | None
+        Channel mapping (:func:`channel_spec`); Sleep-EDF's names by default.
+    workers : int
+        Worker processes (1 scores in this process). Each uses ``cpu_count // workers`` torch threads.
+    force : bool
+        Score nights again even when their folder is complete.
+    progress : bool
+        Show a progress bar.
+    references : Mapping of Path to Path | None
+        Scored hypnograms of some of the PSGs (keys as in ``psgs``), e.g. from :func:`pair_hypnograms`.
+
+    Returns
+    -------
+    dict of Path to str
+        For each PSG in order: :data:`SCORED`, :data:`SKIPPED` or the error text.
+
+    Raises
+    ------
+    SomnaError
+        Before any night is scored: for an output folder that is a file or cannot be written, two PSGs
+        with the same output folder, a night folder that is a file, or a model that cannot be loaded.
+    """
+    psgs = [Path(p) for p in psgs]
+    out = check_output_dir(out_dir)
+    folders = {psg: night_folder(out, psg) for psg in psgs}
+    problems = []
+    seen: dict[Path, Path] = {}
+    for psg, folder in folders.items():
+        if folder in seen:
+            problems.append(f"{seen[folder]} and {psg} would both write {folder.name}/")
+        seen.setdefault(folder, psg)
+        if folder.exists() and not folder.is_dir():
+            problems.append(f"{folder} is a file, not a night's output folder")
+    if problems:
+        raise SomnaError("; ".join(problems), out)
+    references = {Path(k): Path(v) for k, v in (references or {}).items()}
+    stager = SleepStager.from_run(stager_path)  # a bad model fails here, before any work
+    status: dict[Path, str] = {}
+    todo = []
+    for psg in psgs:
+        if not force and night_is_scored(folders[psg]):
+            status[psg] = SKIPPED
+        else:
+            todo.append(psg)
+    bar = tqdm(
+        total=len(psgs), initial=len(psgs) - len(todo), desc="score", unit="night", disable=not progress
+    )
+
+    def done(psg: Path, result: str) -> None:
+        status[psg] = result
+        bar.update()
+        failed = sum(s not in (SCORED, SKIPPED) for s in status.values())
+        if failed:
+            bar.set_postfix(failed=failed)
+
+    def job_args(psg: Path) -> tuple[str, str, ChannelSpec | None, str | None, bool]:
+        ref = references.get(psg)
+        return str(psg), str(folders[psg]), channels, None if ref is None else str(ref), force
+
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            _WORKER.update(stager=stager, name=str(stager_path))
+            for psg in todo:
+                done(psg, _score_job(*job_args(psg)))
+        else:
+            del stager
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(todo)),
+                initializer=_init_worker,
+                initargs=(str(stager_path), threads),
+            ) as pool:
+                futures: dict[Future[str], Path] = {pool.submit(_score_job, *job_args(p)): p for p in todo}
+                try:
+                    for future in as_completed(futures):
+                        try:
+                            result = future.result()
+                        except BrokenProcessPool:
+                            result = f"{futures[future]}: a worker process died (killed, or out of memory?)"
+                        done(futures[future], result)
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        _WORKER.clear()
+        bar.close()
+    return {psg: status[psg] for psg in psgs}

@@ -150,5 +150,5 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         model=model,
         training=build_section(TrainConfig, dict(raw.get("training", {})), "training", path),
         cv=build_section(CVConfig, dict(raw.get("cv", {})), "cv", path),
-        name=str(raw.get("name", path.stem)),
+        name=str(raw.get("name", Path(path).stem)),
     )
