@@ -67,3 +67,28 @@ def test_bad_onnx_exports_are_clear_errors(tmp_path: Path, exported) -> None:
     (broken / ONNX_MANIFEST).write_text("{")
     with pytest.raises(CheckpointError, match="corrupt"):
         load_onnx_stager(broken)
+
+
+@pytest.mark.slow
+def test_export_and_score_from_the_command_line(tiny_trained_run, tmp_path: Path, capsys) -> None:
+    from somna.cli import main
+
+    run, psg, hypnogram = tiny_trained_run
+    assert main(["export", str(run), "--onnx", "--out", str(tmp_path / "onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "model.onnx" in out and "[torch.onnx]" not in out
+    args = [
+        "score",
+        str(psg),
+        "--model",
+        str(tmp_path / "onnx"),
+        "--backend",
+        "onnx",
+        "--out",
+        str(tmp_path / "s"),
+    ]
+    assert main([*args, "--hypnogram", str(hypnogram)]) == 0
+    assert (tmp_path / "s" / "report.html").is_file()
+    assert main([*args[:-1], str(tmp_path / "int8"), "--backend", "onnx-int8"]) == 2
+    assert not (tmp_path / "int8").exists()
+    assert "no int8 model" in capsys.readouterr().err

@@ -113,7 +113,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
         score_many,
         score_to_folder,
     )
-    from somna.staging import SleepStager
+    from somna.staging import load_stager
 
     items = [str(p) for p in args.psgs]
     single = len(items) == 1 and Path(items[0]).is_file()
@@ -127,8 +127,8 @@ def _cmd_score(args: argparse.Namespace) -> None:
     if single:  # one file: --out is the night's folder itself
         psg = psgs[0]
         out = Path(args.out) if args.out else night_folder("scores", psg)
+        stager = load_stager(args.model, args.backend)
         check_output_dir(out)
-        stager = SleepStager.from_run(args.model)
         reference = args.hypnogram or references.get(psg)
         scored = score_to_folder(psg, stager, out, channels, reference, str(args.model), args.force)
         if scored is None:
@@ -150,7 +150,14 @@ def _cmd_score(args: argparse.Namespace) -> None:
     if args.hypnogram_dir is not None:
         print(f"{len(references)} of {len(psgs)} night(s) have a reference hypnogram in {args.hypnogram_dir}")
     status = score_many(
-        psgs, args.model, out, channels, workers=args.workers, force=args.force, references=references
+        psgs,
+        args.model,
+        out,
+        channels,
+        workers=args.workers,
+        force=args.force,
+        references=references,
+        backend=args.backend,
     )
     failed = {psg: text for psg, text in status.items() if text not in (SCORED, SKIPPED)}
     for text in failed.values():
@@ -165,6 +172,16 @@ def _cmd_score(args: argparse.Namespace) -> None:
             f"{len(failed)} of {len(status)} night(s) failed (listed above); the others are scored, and "
             "rerunning the same command retries only the failed ones"
         )
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from somna.export import export_onnx
+
+    out = Path(args.out) if args.out else Path(args.run) / "onnx"
+    manifest = export_onnx(args.run, out, int8=args.int8)
+    for name, size in manifest["file_bytes"].items():
+        print(f"  {out / name}  {size / 1024:.0f} KiB")
+    print(f"score with: somna score PSG.edf --model {out} --backend {'onnx-int8' if args.int8 else 'onnx'}")
 
 
 def _cmd_metrics(args: argparse.Namespace) -> None:
@@ -360,7 +377,27 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="score again nights whose output folder holds a complete result"
     )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx", "onnx-int8"],
+        default="torch",
+        help="torch: --model is a run folder or checkpoint; onnx/onnx-int8: a folder from `somna export`",
+    )
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained stager to ONNX (fp32, and int8) for edge devices",
+        description="Write one ONNX graph per model of a run (plus somna-onnx.json with the label set, "
+        "modalities and preprocessing) for onnxruntime on edge devices; --int8 adds dynamically quantised "
+        "int8 graphs. `somna score --backend onnx|onnx-int8 --model DIR` scores with them.",
+        formatter_class=fmt,
+    )
+    p.add_argument("run", type=Path, help="run folder of `somna train`/`cv`, or a .pt checkpoint")
+    p.add_argument("--onnx", action="store_true", required=True, help="export to ONNX (the only format)")
+    p.add_argument("--int8", action="store_true", help="also write int8 graphs")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: RUN/onnx)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "metrics",

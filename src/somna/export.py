@@ -9,7 +9,10 @@ ensemble) plus ``somna-onnx.json`` (label set, modalities, preprocessing, model 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -49,8 +52,9 @@ def _export_one(model: SequenceStager, path: Path) -> None:
         for m in config.modalities
     )
     n_epochs = torch.export.Dim("n_epochs", min=2, max=1_000_000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter is chatty about its own internals
+    # The exporter prints its progress and warns about its own internals; keep the command's output clean.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
         program = torch.onnx.export(
             _Positional(model.eval()),
             example,
@@ -66,6 +70,8 @@ def _export_one(model: SequenceStager, path: Path) -> None:
 
 def _quantise(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
 
     # Dynamic quantisation: int8 weights of matrix products and convolutions, activations on the fly.
     atomic_write(

@@ -39,7 +39,7 @@ from somna.io.sleepedf import parse_sleep_edf_name
 from somna.preprocess import preprocess_night
 from somna.preprocess.sleep_window import likely_sleep_window
 from somna.stages import AASM, RK, UNSCORED, LabelSet
-from somna.staging import SleepStager
+from somna.staging import SleepStager, load_stager
 from somna.storage import atomic_write, write_json_atomic
 
 __all__ = [
@@ -486,11 +486,11 @@ _WORKER: dict[str, Any] = {}
 """Per worker process: the stager, loaded once by :func:`_init_worker`, and its name."""
 
 
-def _init_worker(stager_path: str, threads: int) -> None:
+def _init_worker(stager_path: str, threads: int, backend: str) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    _WORKER["stager"] = SleepStager.from_run(stager_path)
+    _WORKER["stager"] = load_stager(stager_path, backend)
     _WORKER["name"] = stager_path
 
 
@@ -516,6 +516,7 @@ def score_many(
     force: bool = False,
     progress: bool = True,
     references: Mapping[Path, Path] | None = None,
+    backend: str = "torch",
 ) -> dict[Path, str]:
     """Score many PSG files in parallel, one output folder per night; resumable.
 
@@ -543,6 +544,8 @@ def score_many(
         Show a progress bar.
     references : Mapping of Path to Path | None
         Scored hypnograms of some of the PSGs (keys as in ``psgs``), e.g. from :func:`pair_hypnograms`.
+    backend : {"torch", "onnx", "onnx-int8"}
+        How the stager runs (:func:`somna.staging.load_stager`).
 
     Returns
     -------
@@ -569,7 +572,7 @@ def score_many(
     if problems:
         raise SomnaError("; ".join(problems), out)
     references = {Path(k): Path(v) for k, v in (references or {}).items()}
-    stager = SleepStager.from_run(stager_path)  # a bad model fails here, before any work
+    stager = load_stager(stager_path, backend)  # a bad model fails here, before any work
     status: dict[Path, str] = {}
     todo = []
     for psg in psgs:
@@ -603,7 +606,7 @@ def score_many(
             with ProcessPoolExecutor(
                 max_workers=min(workers, len(todo)),
                 initializer=_init_worker,
-                initargs=(str(stager_path), threads),
+                initargs=(str(stager_path), threads, backend),
             ) as pool:
                 futures: dict[Future[str], Path] = {pool.submit(_score_job, *job_args(p)): p for p in todo}
                 try:

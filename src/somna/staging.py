@@ -20,7 +20,7 @@ from somna.models import SequenceStager
 from somna.stages import NREM_REM, THREE_CLASS, TWO_CLASS, LabelSet, get_label_set
 from somna.training.checkpoint import model_from_checkpoint
 
-__all__ = ["HIERARCHICAL", "SleepStager", "merge_hierarchical", "task_label_sets"]
+__all__ = ["BACKENDS", "HIERARCHICAL", "SleepStager", "load_stager", "merge_hierarchical", "task_label_sets"]
 
 HIERARCHICAL = "hierarchical"
 """Label-set name of hierarchical 3-class staging: stage 1 Wake vs Sleep, stage 2 REM vs NREM on sleep."""
@@ -170,3 +170,31 @@ class SleepStager:
             return merge_hierarchical(sleep, rem)
         probs = np.mean([predict_night(m["model"], night) for m in self.members], axis=0).astype(np.float32)
         return probs, probs.argmax(axis=1).astype(np.int64)
+
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+"""How a stager runs: torch checkpoints, or an ONNX export (fp32 or int8) run by onnxruntime."""
+
+
+def load_stager(path: str | Path, backend: str = "torch") -> SleepStager:
+    """Load a stager for scoring.
+
+    Parameters
+    ----------
+    path : str | Path
+        ``torch``: a run folder, fold folder or checkpoint (:meth:`SleepStager.from_run`); ``onnx`` /
+        ``onnx-int8``: a folder written by ``somna export --onnx`` (:func:`somna.export.load_onnx_stager`).
+    backend : {"torch", "onnx", "onnx-int8"}
+
+    Raises
+    ------
+    CheckpointError
+        If nothing loadable is there.
+    """
+    if backend == "torch":
+        return SleepStager.from_run(path)
+    if backend in ("onnx", "onnx-int8"):
+        from somna.export import load_onnx_stager  # onnxruntime is only needed for this backend
+
+        return load_onnx_stager(path, "int8" if backend == "onnx-int8" else "fp32")
+    raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
