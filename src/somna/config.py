@@ -40,6 +40,15 @@ class PreprocessConfig:
         whole recording.
     epoch_s : float
         Scoring epoch length, s.
+    filter : {"zero-phase", "causal"}
+        ``"zero-phase"``: FIR band-pass over the whole recording and polyphase resampling (offline only).
+        ``"causal"``: stateful resampling and Butterworth band-pass that run on a live stream
+        (:mod:`somna.preprocess.online`); the signal is delayed by the filters' phase lag (≈ 0.1 s).
+    normalise : {"recording", "running"}
+        ``"recording"``: median/IQR of the whole kept recording (or a reference span).
+        ``"running"``: each epoch scaled by the median/IQR of all samples from the start of the kept
+        span up to the end of that epoch (histogram estimate, O(1) per epoch). Streaming needs
+        ``filter="causal"`` and ``normalise="running"``.
     """
 
     sfreq: float = 100.0
@@ -50,6 +59,14 @@ class PreprocessConfig:
     clip: float = 20.0
     trim_wake_min: float | None = 30.0
     epoch_s: float = 30.0
+    filter: str = "zero-phase"
+    normalise: str = "recording"
+
+    def __post_init__(self) -> None:
+        if self.filter not in ("zero-phase", "causal"):
+            raise SomnaError(f"preprocess filter must be 'zero-phase' or 'causal', not {self.filter!r}")
+        if self.normalise not in ("recording", "running"):
+            raise SomnaError(f"preprocess normalise must be 'recording' or 'running', not {self.normalise!r}")
 
     @property
     def samples_per_epoch(self) -> int:
@@ -123,6 +140,16 @@ def load_config(path: str | Path) -> CohortConfig:
     return CohortConfig(channels=channels, preprocess=preprocess)
 
 
+# Preprocessing fields added after cohorts were first cached: left out of the dict at their defaults, so
+# that caches prepared (and checkpoints trained) before they existed keep their config keys.
+_OMITTED_AT_DEFAULT = {"filter": "zero-phase", "normalise": "recording"}
+
+
 def config_to_dict(config: CohortConfig) -> dict[str, Any]:
     """Plain-dict form of a config (for manifests and checkpoints)."""
-    return asdict(config)
+    out = asdict(config)
+    pre = out["preprocess"]
+    for key, default in _OMITTED_AT_DEFAULT.items():
+        if pre.get(key) == default:
+            del pre[key]
+    return out

@@ -11,6 +11,7 @@ from somna.errors import SignalQualityError
 from somna.hypnogram import Hypnogram, sleep_period_bounds
 from somna.io.recording import MODALITIES, Recording, check_signals
 from somna.preprocess.normalise import robust_scale
+from somna.preprocess.online import ModalityStream, RunningRobustScaler
 from somna.preprocess.signals import bandpass_resample, emg_envelope
 from somna.stages import AASM, RK, UNSCORED, convert
 
@@ -58,6 +59,25 @@ class EpochedNight:
         return int(self.stages.size)
 
 
+def _causal_epochs(
+    recording: Recording, modality: str, first: int, stop: int, config: PreprocessConfig
+) -> np.ndarray:
+    """Epochs ``first`` … ``stop - 1`` through the online (streaming) code path, as one stream that
+    starts at the first sample of epoch ``first``: filters and running statistics start there."""
+    sfreq = recording.sfreq[modality]
+    signal = recording.signals[modality]
+    begin = round(first * config.epoch_s * sfreq)
+    end = round(stop * config.epoch_s * sfreq)
+    stream = ModalityStream(modality, sfreq, signal.shape[0], config, normalise=config.normalise == "running")
+    epochs = stream.push(signal[:, begin:end])
+    if len(epochs) != stop - first:
+        raise SignalQualityError(
+            f"{modality.upper()} gave {len(epochs)} epochs instead of {stop - first} after causal resampling",
+            recording.path,
+        )
+    return np.stack(epochs, axis=1)  # (n_chans, n_epochs, per_epoch)
+
+
 def _modality_epochs(
     recording: Recording,
     modality: str,
@@ -66,6 +86,33 @@ def _modality_epochs(
     config: PreprocessConfig,
     reference: tuple[int, int] | None = None,
 ) -> np.ndarray:
+    n_epochs = stop - first
+    if config.filter == "causal":
+        stacked = _causal_epochs(recording, modality, first, stop, config)
+        if config.normalise == "running":
+            return stacked.transpose(1, 0, 2).astype(np.float32)
+        per_epoch = stacked.shape[-1]
+        kept = stacked.reshape(stacked.shape[0], n_epochs * per_epoch)
+    else:
+        kept, per_epoch = _zero_phase_kept(recording, modality, first, stop, config)
+    if config.normalise == "running":
+        # Same estimator as streaming, applied epoch by epoch from the start of the kept span.
+        scaler = RunningRobustScaler(kept.shape[0], config.clip)
+        epochs = [scaler.scale_epoch(kept[:, i * per_epoch : (i + 1) * per_epoch]) for i in range(n_epochs)]
+        return np.stack(epochs)
+    try:
+        span = None
+        if reference is not None:
+            span = slice((reference[0] - first) * per_epoch, (reference[1] - first) * per_epoch)
+        scaled, _, _ = robust_scale(kept, clip=config.clip, reference=span)
+    except ValueError as err:
+        raise SignalQualityError(f"{modality.upper()} {err}", recording.path) from None
+    return scaled.reshape(scaled.shape[0], n_epochs, per_epoch).transpose(1, 0, 2).copy()
+
+
+def _zero_phase_kept(
+    recording: Recording, modality: str, first: int, stop: int, config: PreprocessConfig
+) -> tuple[np.ndarray, int]:
     sfreq = recording.sfreq[modality]
     pad = round(_EDGE_PAD_S * sfreq)
     begin = round(first * config.epoch_s * sfreq)
@@ -88,14 +135,7 @@ def _modality_epochs(
     kept = processed[:, offset : offset + n_epochs * per_epoch]
     if kept.shape[-1] < n_epochs * per_epoch:  # resampling rounding can lose the very last sample
         kept = np.pad(kept, ((0, 0), (0, n_epochs * per_epoch - kept.shape[-1])), mode="edge")
-    try:
-        span = None
-        if reference is not None:
-            span = slice((reference[0] - first) * per_epoch, (reference[1] - first) * per_epoch)
-        scaled, _, _ = robust_scale(kept, clip=config.clip, reference=span)
-    except ValueError as err:
-        raise SignalQualityError(f"{modality.upper()} {err}", recording.path) from None
-    return scaled.reshape(scaled.shape[0], n_epochs, per_epoch).transpose(1, 0, 2).copy()
+    return kept, per_epoch
 
 
 def preprocess_night(
@@ -120,7 +160,15 @@ def preprocess_night(
         Modalities to keep (all must be in the recording).
     normalise_epochs : tuple of int | None
         Epoch range (of the recording) whose median and IQR normalise every kept epoch; default: the kept
-        epochs themselves. Must lie within the kept range.
+        epochs themselves. Must lie within the kept range. Ignored with ``config.normalise == "running"``,
+        whose statistics always accumulate from the first kept epoch (as a stream started there would).
+
+    Notes
+    -----
+    With ``config.filter == "causal"`` the kept span (after trimming) is processed as one stream that
+    starts at its first sample, through the same code as live streaming
+    (:class:`somna.preprocess.online.ModalityStream`); with ``normalise == "running"`` as well, the
+    epochs equal those :class:`somna.preprocess.online.OnlinePreprocessor` emits for that span.
 
     Returns
     -------
