@@ -274,3 +274,41 @@ def test_prepare_cohort_with_streaming_preprocessing(synth_dir: Path, tmp_path: 
     rows = cohort.night(cohort.entries[0].record)
     assert np.isfinite(rows["eeg"]).all() and np.abs(rows["eeg"]).max() <= config.preprocess.clip
     assert cohort.manifest["config"]["preprocess"]["filter"] == "causal"
+
+
+def test_stream_command_prints_every_epoch_and_writes_csv(
+    synth_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from somna.cli import main
+    from somna.stages import AASM
+    from somna.training.checkpoint import save_checkpoint
+
+    stager = _stager()
+    checkpoint = save_checkpoint(tmp_path / "best.pt", stager.members[0]["model"], AASM, stager.preprocess)
+    psg = next((synth_dir / "sc").glob("*-PSG.edf"))
+    n_epochs = read_psg(psg, modalities=stager.modalities).n_epochs()
+    assert (
+        main(
+            [
+                "stream",
+                str(psg),
+                "--model",
+                str(checkpoint),
+                "--chunk-s",
+                "7",
+                "--out",
+                str(tmp_path / "h.csv"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"{n_epochs} epochs; latency per epoch: median" in out
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert lines[0] == "epoch,end_s,stage,p_W,p_N1,p_N2,p_N3,p_REM" and len(lines) == n_epochs + 1
+    # a model trained on offline-only preprocessing is refused with a pointer to the streaming config
+    offline = save_checkpoint(
+        tmp_path / "offline.pt", stager.members[0]["model"], AASM, {"trim_wake_min": 30.0}
+    )
+    assert main(["stream", str(psg), "--model", str(offline)]) == 2
+    assert "streaming" in capsys.readouterr().err
