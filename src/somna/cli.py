@@ -345,6 +345,13 @@ def _build_parser() -> argparse.ArgumentParser:
             "Run the experiment three times with different modalities on identical folds and print one table "
             "(accuracy, macro-F1, kappa, per-class F1).",
         ),
+        (
+            "compare-3class",
+            "Wake/NREM/REM three ways on the same folds: hierarchical, direct, 5-class collapsed",
+            "Train the hierarchical model (stage 1 Wake vs Sleep; stage 2 REM vs NREM on sleep epochs), a "
+            "direct 3-class model and the 5-class model, and print one table of their 3-class agreement "
+            "(the 5-class stages collapsed: N1, N2, N3 -> NREM).",
+        ),
     ):
         p = sub.add_parser(name, help=help_text, description=description, formatter_class=fmt)
         p.add_argument("--config", required=True, help="experiment TOML (see configs/)")
