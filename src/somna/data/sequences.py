@@ -121,25 +121,63 @@ class ChunkSampler:
     def __len__(self) -> int:
         return -(-len(self.chunks) // self.batch_size)
 
-    def batches(self, pass_index: int = 0) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-        """Yield ``(signals, targets)``: signals per modality (batch, chunk_len, chans, times), targets
-        (batch, chunk_len) int64 with UNSCORED at context-only, padded and unscored positions."""
+    def plan(self, pass_index: int = 0) -> list[list[tuple[int, int]]]:
+        """The chunks ``(night index, start)`` of each batch of pass ``pass_index``, in order.
+
+        Depends only on ``(seed, pass_index)``, so every rank of a distributed run builds the same plan.
+        """
         order = np.arange(len(self.chunks))
         if self.shuffle:
             order = np.random.default_rng([self.seed, pass_index]).permutation(order)
+        return [
+            [self.chunks[k] for k in order[b : b + self.batch_size]]
+            for b in range(0, len(order), self.batch_size)
+        ]
+
+    @staticmethod
+    def shard(picked: Sequence[tuple[int, int]], rank: int, world_size: int) -> list[tuple[int, int]]:
+        """Rank ``rank``'s contiguous share of one global batch (``np.array_split`` sizes).
+
+        Concatenated in rank order the shares give the global batch back, in its order; the first
+        ``len(picked) % world_size`` ranks take one chunk more, and a rank's share of a short last batch
+        may be empty.
+        """
+        size, extra = divmod(len(picked), world_size)
+        first = rank * size + min(rank, extra)
+        return list(picked[first : first + size + (rank < extra)])
+
+    def targets(self, picked: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Targets (len(picked), chunk_len) int64 of these chunks: UNSCORED at context-only, padded and
+        unscored positions (labels only; no signal is read)."""
         context = self.seq_len - 1
+        targets = np.full((len(picked), self.chunk_len), UNSCORED, dtype=np.int64)
+        for row, (i, s) in enumerate(picked):
+            labels = self.nights[i].labels
+            lo, hi = max(s + context, 0), min(s + self.chunk_len, labels.size)
+            targets[row, lo - s : hi - s] = labels[lo:hi]
+        return targets
+
+    def read(self, picked: Sequence[tuple[int, int]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``(signals, targets)`` of these chunks, as yielded by :meth:`batches`."""
         modalities = list(self.nights[0].signals) if self.nights else []
-        for b in range(0, len(order), self.batch_size):
-            picked = [self.chunks[k] for k in order[b : b + self.batch_size]]
-            signals = {
-                m: torch.from_numpy(
-                    np.stack([read_padded(self.nights[i], s, s + self.chunk_len, m) for i, s in picked])
-                )
-                for m in modalities
-            }
-            targets = np.full((len(picked), self.chunk_len), UNSCORED, dtype=np.int64)
-            for row, (i, s) in enumerate(picked):
-                labels = self.nights[i].labels
-                lo, hi = max(s + context, 0), min(s + self.chunk_len, labels.size)
-                targets[row, lo - s : hi - s] = labels[lo:hi]
-            yield signals, torch.from_numpy(targets)
+        signals = {
+            m: torch.from_numpy(
+                np.stack([read_padded(self.nights[i], s, s + self.chunk_len, m) for i, s in picked])
+                if picked
+                else np.zeros((0, self.chunk_len, *self.nights[0].signals[m].shape[1:]), dtype=np.float32)
+            )
+            for m in modalities
+        }
+        return signals, torch.from_numpy(self.targets(picked))
+
+    def batches(
+        self, pass_index: int = 0, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """Yield ``(signals, targets)``: signals per modality (batch, chunk_len, chans, times), targets
+        (batch, chunk_len) int64 with UNSCORED at context-only, padded and unscored positions.
+
+        With ``world_size > 1``, rank ``rank``'s share (:meth:`shard`) of each batch of the plan; every
+        batch of the plan yields, even where the share is empty, so that ranks stay in step.
+        """
+        for picked in self.plan(pass_index):
+            yield self.read(self.shard(picked, rank, world_size) if world_size > 1 else picked)

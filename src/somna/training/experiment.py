@@ -39,6 +39,7 @@ from somna.models import ModelConfig
 from somna.stages import AASM, THREE_CLASS, LabelSet, convert
 from somna.staging import HIERARCHICAL, SleepStager, task_label_sets
 from somna.storage import atomic_write, write_json_atomic
+from somna.training import distributed
 from somna.training.config import ExperimentConfig
 from somna.training.trainer import records_of, train_model
 
@@ -145,6 +146,11 @@ def run_experiment(
         The pooled agreement (see :func:`somna.evaluation.epoch_agreement`).
     """
     run_dir = Path(run_dir)
+    # Under torchrun rank 0 alone writes files (cohort cache, run folder, predictions, report); every
+    # rank trains, and decisions taken from files on rank 0 are broadcast so that the ranks stay in step.
+    progress = progress and distributed.is_main()
+    if distributed.context().active:  # rank 0 prepares the cache if needed, then every rank opens it
+        distributed.from_main(lambda: open_cohort(experiment).root)
     cohort = open_cohort(experiment)
     label_set, stage_models = task_label_sets(experiment.data.label_set)
     folds = _folds(experiment, cohort, mode)
@@ -158,8 +164,12 @@ def run_experiment(
         "records": cohort.records,
         "folds": [f.to_dict() for f in folds],
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_folder(run_dir, payload)
+
+    def check_run_folder() -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _check_run_folder(run_dir, payload)
+
+    distributed.from_main(check_run_folder)
     for fold in folds:
         fold_dir = run_dir / f"fold_{fold.index:02d}"
         predictions = fold_dir / "predictions.npz"
@@ -167,7 +177,7 @@ def run_experiment(
             f"fold {fold.index + 1}/{len(folds)}: train {len(fold.train)} subjects, "
             f"validation {len(fold.validation)}, test {len(fold.test)} ({', '.join(fold.test)})"
         )
-        if predictions.is_file():
+        if distributed.from_main(predictions.is_file):
             if progress:
                 print(f"{header} — done, skipped")
             continue
@@ -194,6 +204,8 @@ def run_experiment(
                 "stopped_early": result.stopped_early,
                 "labelled_epochs_per_s": result.labelled_epochs_per_s,
             }
+        if not distributed.is_main():
+            continue
         write_json_atomic(fold_dir / "train_summary.json", summaries)
         stager = SleepStager.from_run(fold_dir)
         nights = [
@@ -210,7 +222,7 @@ def run_experiment(
                 f"  fold {fold.index + 1} test: accuracy {fold_eval['accuracy']:.3f}, "
                 f"macro-F1 {fold_eval['macro_f1']:.3f}, kappa {fold_eval['cohen_kappa']:.3f}"
             )
-    return evaluate_run(run_dir, progress=progress)
+    return distributed.from_main(lambda: evaluate_run(run_dir, progress=progress))
 
 
 @dataclass

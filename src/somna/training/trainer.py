@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from somna.data.cohort import Cohort
@@ -22,10 +26,12 @@ from somna.inference import predict_night
 from somna.models import ModelConfig, SequenceStager
 from somna.stages import UNSCORED, LabelSet
 from somna.storage import write_json_atomic
+from somna.training import distributed
 from somna.training.checkpoint import load_checkpoint, save_checkpoint
 from somna.training.config import TrainConfig
+from somna.training.distributed import DistContext
 
-__all__ = ["TrainResult", "class_weights", "records_of", "train_model"]
+__all__ = ["TrainResult", "class_weights", "distributed_validation_scores", "records_of", "train_model"]
 
 
 @dataclass
@@ -60,16 +66,67 @@ def class_weights(nights: list[NightArrays], n_classes: int, mode: str) -> torch
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
+def _night_predictions(model: SequenceStager, night: NightArrays) -> tuple[np.ndarray, np.ndarray]:
+    probs = predict_night(model, night)
+    scored = night.labels != UNSCORED
+    return night.labels[scored], probs[scored].argmax(axis=1)
+
+
+def _scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    t, p = np.concatenate([y for y, _ in pairs]), np.concatenate([y for _, y in pairs])
+    return {"accuracy": float(accuracy_score(t, p)), "macro_f1": float(f1_score(t, p, average="macro"))}
+
+
 def validation_scores(model: SequenceStager, nights: list[NightArrays]) -> dict[str, float]:
     """Accuracy and macro-F1 of the model on scored epochs of these nights (pooled)."""
-    y_true, y_pred = [], []
-    for night in nights:
-        probs = predict_night(model, night)
-        scored = night.labels != UNSCORED
-        y_true.append(night.labels[scored])
-        y_pred.append(probs[scored].argmax(axis=1))
-    t, p = np.concatenate(y_true), np.concatenate(y_pred)
-    return {"accuracy": float(accuracy_score(t, p)), "macro_f1": float(f1_score(t, p, average="macro"))}
+    return _scores([_night_predictions(model, night) for night in nights])
+
+
+def distributed_validation_scores(
+    model: SequenceStager, nights: list[NightArrays], ctx: DistContext
+) -> dict[str, float]:
+    """:func:`validation_scores` with the nights shared among ranks; every rank returns the same scores.
+
+    Rank ``r`` predicts nights ``r, r + N, …``; the predictions are gathered and pooled in night order,
+    so the scores are those :func:`validation_scores` gives for the same weights, on every rank — and so
+    every rank takes the same best-checkpoint and early-stopping decisions.
+    """
+    # predict_night feeds CPU tensors: a GPU-trained model is scored through a CPU copy
+    scorer = model if model_device(model).type == "cpu" else copy.deepcopy(model).cpu()
+    mine = {k: _night_predictions(scorer, nights[k]) for k in range(ctx.rank, len(nights), ctx.world_size)}
+    pooled = {k: v for part in distributed.all_gather_objects(mine) for k, v in part.items()}
+    return _scores([pooled[k] for k in range(len(nights))])
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter."""
+    return next(model.parameters()).device
+
+
+def _rank_seed(seed: int, rank: int, pass_index: int) -> int:
+    """Seed of rank ``rank``'s own dropout stream from pass ``pass_index`` on (rank 0 keeps ``seed``'s)."""
+    return int(np.random.SeedSequence([seed, rank, pass_index]).generate_state(1)[0])
+
+
+def _rng_state(ctx: DistContext) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if ctx.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    return state
+
+
+def _restore_rank_rng(state: dict[str, Any], ctx: DistContext, seed: int) -> None:
+    """Each rank's RNG as saved, when the checkpoint comes from a run with as many ranks; else rank 0
+    takes the saved (rank-0 / single-process) state and the others a fresh stream of their own."""
+    saved = state.get("rank_rng")
+    if saved is not None and len(saved) == ctx.world_size:
+        torch.set_rng_state(saved[ctx.rank]["cpu"])
+        if "cuda" in saved[ctx.rank] and ctx.device.type == "cuda":
+            torch.cuda.set_rng_state(saved[ctx.rank]["cuda"], ctx.device)
+    elif ctx.rank == 0:
+        torch.set_rng_state(state["torch_rng"])
+    else:
+        torch.manual_seed(_rank_seed(int(state["train_config"]["seed"]), ctx.rank, int(state["next_pass"])))
 
 
 def _is_better(scores: dict[str, float], best: dict[str, float] | None) -> bool:
@@ -134,11 +191,14 @@ def train_model(
     LeakageError
         If a subject appears in two of train / validation / test.
     """
+    ctx = distributed.context()
+    progress = progress and ctx.main  # other ranks train quietly
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     subject_of = {e.record: e.subject_id for e in cohort.entries}
     splits = {name: records_of(cohort, getattr(fold, name)) for name in ("train", "validation", "test")}
-    check_no_leakage(splits, subject_of)
+    check_no_leakage(splits, subject_of)  # on every rank, before any data is read
     if not splits["train"] or not splits["validation"]:
         raise SomnaError(f"fold {fold.index} has no training or no validation recordings", cohort.root)
 
@@ -153,6 +213,10 @@ def train_model(
     sampler = ChunkSampler(
         train_nights, model.seq_len, train_config.chunk_len, train_config.batch_size, seed=train_config.seed
     )
+    if ctx.active:
+        # Every rank must draw its shares from the same global plan over the same training nights.
+        distributed.check_same((splits, sampler.chunks, sampler.n_targets), "the training chunks")
+        model = distributed.convert_sync_batchnorm(model).to(ctx.device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
     )
@@ -166,46 +230,82 @@ def train_model(
     best: dict[str, float] | None = None
     best_pass, since_best, start = -1, 0, 0
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if last_path.is_file():
+    if last_path.is_file():  # in a distributed run every rank reads it (the run folder is shared)
         state = load_checkpoint(last_path)
         if state.get("train_config") != asdict(train_config) or state.get("fold") != fold.to_dict():
             raise CheckpointError("exists from a different config or fold; use a new run folder", last_path)
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer_state"])
         scheduler.load_state_dict(state["scheduler_state"])
-        torch.set_rng_state(state["torch_rng"])
+        if ctx.active:
+            _restore_rank_rng(state, ctx, train_config.seed)
+        else:
+            torch.set_rng_state(state["torch_rng"])
         history, best = state["history"], state["best_validation"]
         best_pass, since_best, start = state["best_pass"], state["since_best"], state["next_pass"]
         if progress:
             print(f"resuming {run_dir} at pass {start + 1}/{train_config.max_epochs}")
+    elif ctx.rank > 0:
+        torch.manual_seed(_rank_seed(train_config.seed, ctx.rank, 0))  # its own dropout masks
+    net: nn.Module = model
+    if ctx.active:
+        distributed.check_same(start, "the pass to resume from (is the run folder shared?)")
+        # SyncBatchNorm1d keeps running statistics identical on every rank: no buffer broadcast needed.
+        cuda = ctx.device.type == "cuda"
+        net = DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if cuda else None, broadcast_buffers=False
+        )
+        sum_loss_fn = nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(ctx.device), ignore_index=UNSCORED, reduction="sum"
+        )
+        target_weights = np.ones(label_set.n_classes) if weights is None else weights.double().numpy()
 
     stopped_early = since_best >= train_config.patience
     for pass_index in range(start, train_config.max_epochs):
         if stopped_early:
             break
-        model.train()
+        net.train()
         t0, loss_sum, n_batches = time.perf_counter(), 0.0, 0
         bar = tqdm(
-            sampler.batches(pass_index),
+            _rank_batches(sampler, pass_index, ctx, target_weights)
+            if ctx.active
+            else sampler.batches(pass_index),
             total=len(sampler),
             disable=not progress,
             leave=False,
             desc=f"pass {pass_index + 1}/{train_config.max_epochs}",
             unit="batch",
         )
-        for signals, targets in bar:
-            logits = model(signals)
-            loss = loss_fn(logits.flatten(0, 1), targets.flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+        for batch in bar:
+            if ctx.active:
+                signals, targets, scale, empty = batch
+                with distributed.empty_shard(model) if empty else nullcontext():
+                    logits = net(signals)
+                    # Σ over this rank's valid targets / Σ over the global batch's, × N: DDP's gradient mean
+                    # over ranks is then exactly the gradient of the global batch's weighted-mean loss.
+                    loss = sum_loss_fn(logits.flatten(0, 1), targets.flatten()) * scale
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                batch_loss = loss.item() / ctx.world_size  # this rank's part of the global batch loss
+            else:
+                signals, targets = batch
+                logits = model(signals)
+                loss = loss_fn(logits.flatten(0, 1), targets.flatten())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                batch_loss = loss.item()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item()
+            loss_sum += batch_loss
             n_batches += 1
-            bar.set_postfix(loss=f"{loss_sum / n_batches:.3f}")
+            bar.set_postfix(loss=f"{loss_sum * ctx.world_size / n_batches:.3f}")
         train_s = time.perf_counter() - t0
-        scores = validation_scores(model, val_nights)
+        if ctx.active:
+            loss_sum = distributed.sum_across(loss_sum)
+            scores = distributed_validation_scores(model, val_nights, ctx)
+        else:
+            scores = validation_scores(model, val_nights)
         record = {
             "pass": pass_index + 1,
             "loss": loss_sum / max(n_batches, 1),
@@ -217,27 +317,31 @@ def train_model(
         history.append(record)
         if _is_better(scores, best):
             best, best_pass, since_best = scores, pass_index + 1, 0
-            save_checkpoint(
-                best_path, model, label_set, preprocess, **meta, best_validation=best, best_pass=best_pass
-            )
+            if ctx.main:
+                save_checkpoint(
+                    best_path, model, label_set, preprocess, **meta, best_validation=best, best_pass=best_pass
+                )
         else:
             since_best += 1
         stopped_early = since_best >= train_config.patience
-        save_checkpoint(
-            last_path,
-            model,
-            label_set,
-            preprocess,
-            **meta,
-            optimizer_state=optimizer.state_dict(),
-            scheduler_state=scheduler.state_dict(),
-            torch_rng=torch.get_rng_state(),
-            history=history,
-            best_validation=best,
-            best_pass=best_pass,
-            since_best=since_best,
-            next_pass=pass_index + 1,
-        )
+        rank_rng = {"rank_rng": distributed.all_gather_objects(_rng_state(ctx))} if ctx.active else {}
+        if ctx.main:
+            save_checkpoint(
+                last_path,
+                model,
+                label_set,
+                preprocess,
+                **meta,
+                optimizer_state=optimizer.state_dict(),
+                scheduler_state=scheduler.state_dict(),
+                torch_rng=torch.get_rng_state(),
+                **rank_rng,
+                history=history,
+                best_validation=best,
+                best_pass=best_pass,
+                since_best=since_best,
+                next_pass=pass_index + 1,
+            )
         if progress:
             mark = " *" if best_pass == pass_index + 1 else ""
             tqdm.write(
@@ -245,10 +349,39 @@ def train_model(
                 f"val acc {scores['accuracy']:.3f}  val macro-F1 {scores['macro_f1']:.3f}  "
                 f"{record['labelled_epochs_per_s']:.0f} epochs/s{mark}"
             )
-    write_json_atomic(run_dir / "history.json", history)
+    if ctx.main:
+        write_json_atomic(run_dir / "history.json", history)
+    distributed.barrier()  # the checkpoints exist for every rank once train_model returns
     speeds = [h["labelled_epochs_per_s"] for h in history]
     if best is None:
         raise SomnaError("training ran no pass (max_epochs is 0?)", run_dir)
     return TrainResult(
         best_path, best_pass, best, history, float(np.median(speeds)) if speeds else 0.0, stopped_early
     )
+
+
+def _rank_batches(
+    sampler: ChunkSampler, pass_index: int, ctx: DistContext, target_weights: np.ndarray
+) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, float, bool]]:
+    """This rank's share of each global batch of the pass: ``(signals, targets, loss scale, empty)``.
+
+    The loss scale is ``N / W``, with ``W`` the summed class weights of the valid targets of the whole
+    global batch — what ``CrossEntropyLoss(weight, ignore_index)`` divides by in a single process; every
+    rank knows it from the labels of the plan, without communicating. A rank whose share of a short last
+    batch is empty gets a placeholder chunk without targets (``empty``: see
+    :func:`somna.training.distributed.empty_shard`).
+    """
+    for picked in sampler.plan(pass_index):
+        every = sampler.targets(picked)
+        total = float(target_weights[every[every != UNSCORED]].sum())
+        share = sampler.shard(picked, ctx.rank, ctx.world_size)
+        signals, targets = sampler.read(share or picked[:1])
+        if not share:
+            targets.fill_(UNSCORED)
+        scale = ctx.world_size / total if total > 0 else 0.0  # no valid target anywhere: no gradient
+        yield (
+            {m: x.to(ctx.device) for m, x in signals.items()},
+            targets.to(ctx.device),
+            scale,
+            not share,
+        )
