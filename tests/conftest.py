@@ -18,6 +18,17 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory: pytest.TempPathFactory):  # -> somna.data.Cohort
+    """4 synthetic subjects × 2 nights of 1.5 h, prepared (read-only for the tests that share it)."""
+    from somna.data.cohort import prepare_cohort
+    from somna.synth import write_synthetic_cohort
+
+    root = tmp_path_factory.mktemp("small-cohort")
+    write_synthetic_cohort(root / "edf", n_subjects=4, seed=3, hours=1.5, progress=False)
+    return prepare_cohort(root / "edf", root / "cache", workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
 def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A tiny 5-class model trained for 2 passes on 3 synthetic subjects (1.5-h nights), holdout split.
 

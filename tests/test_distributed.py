@@ -143,13 +143,8 @@ def test_sync_batchnorm_equals_batchnorm_on_the_global_batch(tmp_path: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
-    from somna.data.cohort import prepare_cohort
-    from somna.synth import write_synthetic_cohort
-
-    root = tmp_path_factory.mktemp("cohort")
-    write_synthetic_cohort(root / "edf", n_subjects=4, seed=3, hours=1.5, progress=False)
-    return prepare_cohort(root / "edf", root / "cache", workers=1, progress=False)
+def cohort(small_cohort: Cohort) -> Cohort:
+    return small_cohort
 
 
 @pytest.fixture(scope="module")

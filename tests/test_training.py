@@ -17,14 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from somna.data.cohort import Cohort, prepare_cohort
+from somna.data.cohort import Cohort
 from somna.data.sequences import NightArrays, load_night
 from somna.data.splits import Fold, holdout_split
 from somna.errors import CheckpointError, LeakageError, SomnaError
 from somna.inference import predict_night
 from somna.models import ModelConfig, SequenceStager
 from somna.stages import AASM, UNSCORED
-from somna.synth import write_synthetic_cohort
 from somna.training import trainer
 from somna.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -42,10 +41,8 @@ CV = CVConfig(test_fraction=0.25, validation_fraction=0.34, seed=0)
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
-    root = tmp_path_factory.mktemp("cohort")
-    write_synthetic_cohort(root / "edf", n_subjects=4, seed=3, hours=1.5, progress=False)
-    return prepare_cohort(root / "edf", root / "cache", workers=1, progress=False)
+def cohort(small_cohort: Cohort) -> Cohort:
+    return small_cohort
 
 
 @pytest.fixture(scope="module")

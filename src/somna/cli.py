@@ -82,7 +82,7 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
     from somna.training.experiment import run_ablation, run_experiment, run_three_class_comparison
 
     experiment = load_experiment(args.config)
-    if args.label_set:
+    if getattr(args, "label_set", None):  # compare-3class sets the stages itself
         experiment = replace(experiment, data=replace(experiment.data, label_set=args.label_set))
     if args.command == "ablate":
         run_ablation(experiment, _run_dir(args, experiment.name, "ablation"), args.mode)
