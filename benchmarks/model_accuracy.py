@@ -12,6 +12,7 @@ Writes ``benchmarks/results/model_accuracy.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -22,6 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import synthetic_cohort, write_result, yasa_stages
 
+from somna.data import Cohort
 from somna.demo import DEMO_EXPERIMENT
 from somna.evaluation import epoch_agreement, format_comparison_table
 from somna.stages import AASM, UNSCORED
@@ -35,18 +37,30 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=10)
     parser.add_argument("--seed", type=int, default=202, help="seed of the synthetic cohort")
     parser.add_argument("--work", type=Path, default=Path("/tmp/somna-bench/accuracy"))
-    args = parser.parse_args()
-    cohort = synthetic_cohort(args.work, n_subjects=args.subjects, seed=args.seed)
-    experiment = replace(
-        DEMO_EXPERIMENT,
-        name="accuracy-benchmark",
-        data=replace(DEMO_EXPERIMENT.data, cache=str(args.work / "cache")),
+    parser.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="an existing holdout run (5-class) to use "
+        "instead of synthesising and training; its cohort must still exist",
     )
-    t0 = time.perf_counter()
-    run_experiment(experiment, args.work / "run", mode="holdout")
-    train_s = time.perf_counter() - t0
+    args = parser.parse_args()
+    if args.run is None:
+        cohort = synthetic_cohort(args.work, n_subjects=args.subjects, seed=args.seed)
+        experiment = replace(
+            DEMO_EXPERIMENT,
+            name="accuracy-benchmark",
+            data=replace(DEMO_EXPERIMENT.data, cache=str(args.work / "cache")),
+        )
+        t0 = time.perf_counter()
+        run_experiment(experiment, args.work / "run", mode="holdout")
+        train_s: float | None = time.perf_counter() - t0
+        run = args.work / "run"
+    else:
+        run, train_s = args.run, None
+        cohort = Cohort.open(json.loads((run / "experiment.json").read_text())["cohort"])
 
-    with np.load(args.work / "run" / "fold_00" / "predictions.npz", allow_pickle=False) as data:
+    with np.load(run / "fold_00" / "predictions.npz", allow_pickle=False) as data:
         records, y_true, somna_pred = data["record"], data["y_true"].astype(np.int64), data["probs"].argmax(1)
     yasa_pred = np.empty_like(y_true)
     for record in np.unique(records):
@@ -64,7 +78,8 @@ def main() -> None:
     write_result(
         "model_accuracy",
         {
-            "cohort": {"subjects": args.subjects, "seed": args.seed, "layout": "sc"},
+            "cohort": {"path": str(cohort.root), "subjects": len(cohort.subjects), "nights": len(cohort)},
+            "run": str(run),
             "test_records": sorted(map(str, np.unique(records))),
             "train_and_test_s": train_s,
             "table": table,
