@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -72,6 +73,7 @@ def environment() -> dict[str, Any]:
         "cpu": cpu,
         "torch_threads": torch.get_num_threads(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_1_5_15min": list(os.getloadavg()),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
 

@@ -5,7 +5,7 @@ in the same run on the same machine (median of ``--repeats`` runs each, after on
 - somna: ``somna.scoring.score_psg`` (read with edfio, preprocess, stage with the default-size model,
   sleep metrics);
 - YASA: ``mne.io.read_raw_edf`` (EEG Fpz-Cz + EOG), ``yasa.SleepStaging(...).predict()``,
-  ``yasa.sleep_statistics``.
+  ``Hypnogram.sleep_statistics()``.
 Weights do not change somna's speed; without ``--model`` a default-size model with random weights is
 used (said in the JSON). Target (issue: streaming, edge and benchmarks): somna ≥ 10× faster.
 
@@ -40,14 +40,12 @@ def _somna(psg: Path, stager: SleepStager) -> None:
 
 def _yasa(psg: Path) -> None:
     import mne
-    import numpy as np
     import yasa
 
     mne.set_log_level("ERROR")
     raw = mne.io.read_raw_edf(psg, include=["EEG Fpz-Cz", "EOG horizontal"], preload=True)
     hypno = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal").predict()
-    codes = {"W": 0, "N1": 1, "N2": 2, "N3": 3, "R": 4}
-    yasa.sleep_statistics(np.array([codes[s] for s in np.asarray(hypno.hypno).astype(str)]), sf_hyp=1 / 30)
+    hypno.sleep_statistics()
 
 
 def _median_time(fn: Callable[..., None], *args: object, repeats: int) -> float:
