@@ -147,7 +147,7 @@ def test_chunk_equals_explicit_windows(config: ModelConfig) -> None:
 
 
 def _explicit_probs(model: SequenceStager, night: NightArrays) -> np.ndarray:
-    """Window of seq_len epochs ending at each epoch, zero-padded before the night, last output."""
+    """Window of seq_len epochs ending at each epoch, padded before the night, last output."""
     seq_len = model.seq_len
     out = []
     with torch.no_grad():
@@ -169,7 +169,7 @@ def night_and_expected() -> tuple[SequenceStager, NightArrays, np.ndarray]:
 
 
 @pytest.mark.parametrize("chunk_epochs", [3, 16, 29, 1024])
-def test_predict_night_equals_zero_padded_windows(
+def test_predict_night_equals_padded_windows(
     night_and_expected: tuple[SequenceStager, NightArrays, np.ndarray], chunk_epochs: int
 ) -> None:
     model, night, expected = night_and_expected
@@ -233,9 +233,14 @@ def test_chunk_sampler_targets_every_scored_epoch_once_with_unscored_context() -
             assert torch.equal(signals["eeg"][:, :, 1, 2], signals["emg"][:, :, 0, 0])  # same epochs
             for row in range(targets.shape[0]):
                 ids = [_decode(float(v)) for v in signals["emg"][row, :, 0, 0]]
+                # leading padding repeats the night's first epoch: all but its last copy are padding
+                firsts = [k for k, e in enumerate(ids) if e is not None and e[1] == 0]
+                assert firsts == list(range(firsts[0], firsts[0] + len(firsts))) if firsts else True
+                for k in firsts[:-1]:
+                    ids[k] = None
                 real = [k for k, e in enumerate(ids) if e is not None]
                 night = ids[real[0]][0]
-                # consecutive epochs of one night, zero padding only before its start or after its end
+                # consecutive epochs of one night, padding only before its start or after its end
                 assert [ids[k] for k in real] == [(night, ids[real[0]][1] + j) for j in range(len(real))]
                 if real[0] > 0:  # leading padding only before the night's first epoch
                     assert ids[real[0]][1] == 0

@@ -214,7 +214,7 @@ def test_stream_equals_offline_whatever_the_chunking(recording: Recording, sizes
     streamed = _stream(stager, recording, sizes_s)
     assert streamed.shape == offline.shape == (N_EPOCHS, 5)
     assert np.abs(streamed - offline).max() < TOL
-    # the first seq_len - 1 epochs (zero-padded context) included
+    # the first seq_len - 1 epochs (padded context) included
     assert np.abs(streamed[:7] - offline[:7]).max() < TOL
 
 
@@ -248,13 +248,13 @@ def test_cnn_runs_once_per_new_epoch(recording: Recording) -> None:
     hook = model.cnn.register_forward_hook(lambda _m, inputs, _o: batch_sizes.append(inputs[0].shape[0]))
     try:
         streamer = StreamingStager(stager, recording.sfreq)
-        assert batch_sizes == [1]  # the zero epoch filling the ring buffer
+        assert batch_sizes == []  # nothing is encoded before the first epoch arrives
         for chunk in _chunks(recording, [1.0]):
             streamer.push(chunk)
     finally:
         hook.remove()
     assert streamer.n_epochs == N_EPOCHS
-    assert batch_sizes == [1] * (N_EPOCHS + 1)
+    assert batch_sizes == [1] * N_EPOCHS
 
 
 def test_score_stream_of_an_edf_ends_cleanly_and_matches_offline(synth_dir: Path) -> None:

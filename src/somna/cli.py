@@ -442,7 +442,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Stage a recording epoch by epoch as its samples arrive, as a bedside or wearable device "
         "would: causal filters, running normalisation, cached epoch embeddings (O(1) work per epoch). The "
         "model must be trained on streamable preprocessing (configs/streaming.toml). The first seq_len - 1 "
-        "epochs have a zero-padded context, as in offline scoring, whose output streaming reproduces.",
+        "epochs have a context padded with the first epoch, as offline scoring, which streaming reproduces.",
         formatter_class=fmt,
     )
     p.add_argument("psg", type=Path, help="PSG EDF/EDF+ file to replay")

@@ -15,9 +15,9 @@ __all__ = ["predict_night"]
 def predict_night(model: SequenceStager, night: NightArrays, chunk_epochs: int = 1024) -> np.ndarray:
     """Stage probabilities of every epoch of a night.
 
-    The night is padded at its start with ``seq_len - 1`` zero epochs (so epoch 0 has a padded context,
-    as in training and streaming) and processed in chunks that overlap by ``seq_len - 1`` epochs; each
-    epoch is encoded once per chunk.
+    The night is padded at its start with ``seq_len - 1`` copies of its first epoch (so epoch 0 has a
+    padded context, as in training and streaming) and processed in chunks that overlap by
+    ``seq_len - 1`` epochs; each epoch is encoded once per chunk.
 
     Parameters
     ----------

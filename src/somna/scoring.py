@@ -284,7 +284,7 @@ def write_scored_night(scored: ScoredNight, out_dir: str | Path) -> dict[str, Pa
     first, stop = scored.normalised_epochs
     notes = [
         f"Each epoch is staged from the {scored.seq_len} epochs ending at it (causal); the first "
-        f"{scored.seq_len - 1} epochs of the recording have a zero-padded context.",
+        f"{scored.seq_len - 1} epochs of the recording have a context padded with copies of the first epoch.",
         f"Signals were normalised with the statistics of epochs {first}–{stop - 1}, the stretch that looks "
         "most like a night in bed (training recordings were normalised over their sleep period ± 30 min).",
     ]

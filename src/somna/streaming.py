@@ -6,8 +6,8 @@ epoch encoders and its embedding appended to a ring buffer holding the last ``se
 TCN, attention and classifier then run over that fixed-size buffer and the last position is the epoch's
 prediction. Work per epoch is constant (no past CNN work is redone), and the output equals offline
 scoring of the same recording preprocessed with the same config (:func:`somna.inference.predict_night`
-pads the night with ``seq_len - 1`` zero epochs; the ring buffer starts filled with the embedding of an
-all-zero epoch, so the first epochs see the same padded context).
+pads the night with ``seq_len - 1`` copies of its first epoch; the ring buffer is filled with the first
+epoch's embedding when it arrives, so the first epochs see the same padded context).
 """
 
 from __future__ import annotations
@@ -69,20 +69,14 @@ class _RingModel:
 
     def __init__(self, model: SequenceStager):
         self.model = model.eval()
-        cfg = model.config
-        chans = dict(cfg.n_chans)
-        zero = {
-            m: torch.zeros(1, 1, chans[m], cfg.emg_n_times if m == "emg" else cfg.n_times)
-            for m in cfg.modalities
-        }
-        with torch.inference_mode():
-            pad = model.embed_epochs(zero)  # (1, 1, embed): the embedding of offline's zero padding
-        self.buffer = pad.expand(1, model.seq_len, pad.shape[-1]).clone()
+        self.buffer: torch.Tensor | None = None  # filled by the first epoch, as offline padding is
 
     @torch.inference_mode()
     def step(self, epoch: dict[str, torch.Tensor]) -> np.ndarray:
         """Encode one epoch, shift it into the buffer, return its probabilities (n_classes,)."""
         embedding = self.model.embed_epochs({m: epoch[m] for m in self.model.config.modalities})
+        if self.buffer is None:  # offline pads a night with copies of its first epoch
+            self.buffer = embedding.expand(1, self.model.seq_len, embedding.shape[-1]).clone()
         self.buffer = torch.cat([self.buffer[:, 1:], embedding], dim=1)
         logits = self.model.sequence_logits(self.buffer)[0, -1]
         return torch.softmax(logits, dim=-1).numpy()

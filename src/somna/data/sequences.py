@@ -1,7 +1,7 @@
 """Sequences of consecutive epochs for the causal sequence model.
 
 Every epoch is predicted from a window of ``seq_len`` epochs ending at it. A night is padded at its
-start with ``seq_len - 1`` all-zero epochs, so the first epochs get a (zero-)padded context — the same in
+start with ``seq_len - 1`` copies of its first epoch, so the first epochs get a padded context — the same in
 training, offline scoring and streaming. Training reads long chunks of consecutive epochs and takes the
 loss at every position whose window lies inside the chunk; chunks overlap by ``seq_len - 1`` epochs so
 that each scored epoch is a target exactly once per pass, while being encoded about once.
@@ -63,12 +63,19 @@ def load_night(cohort: Cohort, record: str, label_set: LabelSet, modalities: Seq
 
 
 def read_padded(night: NightArrays, first: int, stop: int, modality: str) -> np.ndarray:
-    """Epochs ``first`` … ``stop - 1`` of a modality, zeros where the range is outside the night."""
+    """Epochs ``first`` … ``stop - 1`` of a modality, padded outside the night.
+
+    Before the night's start the first epoch is repeated (the context a live recording has at its start:
+    the state it begins in); after its end, zeros (only causal outputs of earlier epochs are used, so
+    they never matter).
+    """
     data = night.signals[modality]
     out = np.zeros((stop - first, *data.shape[1:]), dtype=np.float32)
     lo, hi = max(first, 0), min(stop, night.n_epochs)
     if hi > lo:
         out[lo - first : hi - first] = data[lo:hi]
+    if first < 0 and night.n_epochs:
+        out[: min(-first, stop - first)] = data[0]
     return out
 
 
@@ -106,7 +113,7 @@ class ChunkSampler:
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         context = seq_len - 1
         step = chunk_len - context
-        # Chunk starts in epochs of the night (negative: zero padding first); targets are t ≥ start + context.
+        # Chunk starts in epochs of the night (negative: padding first); targets are t ≥ start + context.
         self.chunks = [
             (i, start)
             for i, night in enumerate(self.nights)
