@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ import torch
 from somna.data.cohort import Cohort
 from somna.stages import AASM, RK, UNSCORED, LabelSet, convert
 
-__all__ = ["ChunkSampler", "NightArrays", "load_night"]
+__all__ = ["CachedField", "ChunkSampler", "NightArrays", "load_night", "read_padded"]
 
 
 @dataclass
@@ -30,7 +31,7 @@ class NightArrays:
     record, subject_id : str
         Recording and subject ids.
     signals : dict of str to np.ndarray
-        Per modality, (n_epochs, n_chans, n_times) float32 (a memory map or an in-memory array).
+        Per modality, (n_epochs, n_chans, n_times) float32: an array, or a :class:`CachedField`.
     labels : np.ndarray of int64, shape (n_epochs,)
         Targets in the label set; UNSCORED where there is none.
     """
@@ -46,19 +47,51 @@ class NightArrays:
         return int(self.labels.size)
 
 
+class CachedField:
+    """One field (a modality) of a cached night, read on demand.
+
+    Each read maps the file, copies the rows asked for and unmaps it again, so a process's memory holds
+    only what a batch needs; a long-lived memory map would keep every page a training pass touched
+    resident, and memory would grow with the cohort.
+
+    Parameters
+    ----------
+    path : Path
+        The night's ``.npy`` file (structured rows, see :func:`somna.data.cohort.epoch_dtype`).
+    field : str
+        The field to read (``"eeg"``, ``"eog"``, ``"emg"``).
+    shape : tuple of int
+        (n_epochs, n_chans, n_times) of the field.
+    """
+
+    def __init__(self, path: Path, field: str, shape: tuple[int, ...]):
+        self.path, self.field, self.shape = path, field, shape
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: int | slice) -> np.ndarray:
+        rows = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        out = np.array(rows[key][self.field], dtype=np.float32)
+        del rows  # unmap now rather than when the garbage collector gets to it
+        return out
+
+
 def load_night(cohort: Cohort, record: str, label_set: LabelSet, modalities: Sequence[str]) -> NightArrays:
-    """Read one cached night with targets in ``label_set``.
+    """A cached night: targets in ``label_set``, signals read on demand (:class:`CachedField`).
 
     R&K targets come from the cache's ``rk_stage`` field (unscored for AASM-scored sources); every other
     label set is mapped from the AASM ``stage`` field by :func:`somna.stages.convert`.
     """
-    rows = cohort.night(record)
+    cohort.night(record)  # checks the night exists and, on first use, its checksum
     entry = next(e for e in cohort.entries if e.record == record)
-    if label_set is RK:
-        labels = np.asarray(rows["rk_stage"])
-    else:
-        labels = convert(np.asarray(rows["stage"]), AASM, label_set)
-    signals = {m: rows[m] for m in modalities}  # memory-mapped views; batches copy what they read
+    path = cohort.root / "recordings" / f"{record}.npy"
+    rows = np.load(path, mmap_mode="r", allow_pickle=False)
+    field = "rk_stage" if label_set is RK else "stage"
+    stages = np.array(rows[field])
+    labels = stages if label_set is RK else convert(stages, AASM, label_set)
+    signals = {m: CachedField(path, m, rows[m].shape) for m in modalities}
+    del rows
     return NightArrays(record, entry.subject_id, signals, labels.astype(np.int64))
 
 
