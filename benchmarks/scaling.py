@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -82,6 +83,8 @@ def main() -> None:
             if int(path.name[3:5]) < n and not (edf / path.name).exists():
                 (edf / path.name).symlink_to(path)
         cache = args.work / f"cache_{n}"
+        for stale in (cache, args.work / f"run_{n}", args.work / f"score_{n}"):  # measure from scratch
+            shutil.rmtree(stale, ignore_errors=True)
         prepare = _timed([*somna, "prepare", str(edf), str(cache), "--workers", "2"])
         manifest = json.loads((cache / "manifest.json").read_text())
         n_epochs = sum(r["n_epochs"] for r in manifest["recordings"])
