@@ -62,3 +62,15 @@ def test_demo_toml_matches_the_built_in_demo_experiment() -> None:
     from somna.training.config import load_experiment
 
     assert load_experiment(REPO / "configs" / "demo.toml") == DEMO_EXPERIMENT
+
+
+def test_train_into_an_unusable_run_folder_fails_before_training(small_cohort, tmp_path: Path) -> None:
+    from somna.training.config import DataConfig, ExperimentConfig
+    from somna.training.experiment import run_experiment
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    experiment = ExperimentConfig(data=DataConfig(cache=str(small_cohort.root)), model={"seq_len": 8})
+    with pytest.raises(SomnaError, match="cannot write the output folder"):
+        run_experiment(experiment, blocker / "run", mode="holdout", progress=False)
+    assert not list(tmp_path.rglob("*.pt"))

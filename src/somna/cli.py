@@ -106,7 +106,6 @@ def _cmd_score(args: argparse.Namespace) -> None:
         SCORED,
         SKIPPED,
         channel_spec,
-        check_output_dir,
         expand_psgs,
         night_folder,
         pair_hypnograms,
@@ -114,6 +113,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
         score_to_folder,
     )
     from somna.staging import load_stager
+    from somna.storage import writable_folder
 
     items = [str(p) for p in args.psgs]
     single = len(items) == 1 and Path(items[0]).is_file()
@@ -128,7 +128,7 @@ def _cmd_score(args: argparse.Namespace) -> None:
         psg = psgs[0]
         out = Path(args.out) if args.out else night_folder("scores", psg)
         stager = load_stager(args.model, args.backend)
-        check_output_dir(out)
+        writable_folder(out)
         reference = args.hypnogram or references.get(psg)
         scored = score_to_folder(psg, stager, out, channels, reference, str(args.model), args.force)
         if scored is None:

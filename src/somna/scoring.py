@@ -40,14 +40,13 @@ from somna.preprocess import preprocess_night
 from somna.preprocess.sleep_window import likely_sleep_window
 from somna.stages import AASM, RK, UNSCORED, LabelSet
 from somna.staging import SleepStager, load_stager
-from somna.storage import atomic_write, write_json_atomic
+from somna.storage import atomic_write, writable_folder, write_json_atomic
 
 __all__ = [
     "SCORED",
     "SKIPPED",
     "ScoredNight",
     "channel_spec",
-    "check_output_dir",
     "expand_psgs",
     "night_folder",
     "night_is_scored",
@@ -383,27 +382,6 @@ def night_is_scored(night_dir: str | Path) -> bool:
     return True
 
 
-def check_output_dir(out_dir: str | Path) -> Path:
-    """Create the output folder if needed and check it can be written, before any scoring starts.
-
-    Raises
-    ------
-    SomnaError
-        If the path is a file, lies under a file, or cannot be created or written.
-    """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise SomnaError("is a file, not an output folder", out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".somna-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise SomnaError(f"cannot write the output folder: {err.strerror or err}", out) from None
-    return out
-
-
 def pair_hypnograms(psgs: Sequence[str | Path], folder: str | Path) -> dict[Path, Path]:
     """Reference hypnograms of Sleep-EDF PSG files, found in ``folder`` by their night.
 
@@ -559,7 +537,7 @@ def score_many(
         with the same output folder, a night folder that is a file, or a model that cannot be loaded.
     """
     psgs = [Path(p) for p in psgs]
-    out = check_output_dir(out_dir)
+    out = writable_folder(out_dir)
     folders = {psg: night_folder(out, psg) for psg in psgs}
     problems = []
     seen: dict[Path, Path] = {}

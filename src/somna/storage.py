@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "sha256_file", "write_json_atomic"]
+__all__ = ["atomic_write", "sha256_file", "writable_folder", "write_json_atomic"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -51,3 +51,26 @@ def sha256_file(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
         while block := fh.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def writable_folder(path: str | Path) -> Path:
+    """Create an output folder if needed and check it can be written, before any work starts.
+
+    Raises
+    ------
+    SomnaError
+        If the path is a file, lies under a file, or cannot be created or written.
+    """
+    from somna.errors import SomnaError
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise SomnaError("is a file, not an output folder", out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".somna-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise SomnaError(f"cannot write the output folder: {err.strerror or err}", out) from None
+    return out

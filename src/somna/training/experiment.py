@@ -38,7 +38,7 @@ from somna.hypnogram import Hypnogram
 from somna.models import ModelConfig
 from somna.stages import AASM, THREE_CLASS, LabelSet, convert
 from somna.staging import HIERARCHICAL, SleepStager, task_label_sets
-from somna.storage import atomic_write, write_json_atomic
+from somna.storage import atomic_write, writable_folder, write_json_atomic
 from somna.training import distributed
 from somna.training.config import ExperimentConfig
 from somna.training.trainer import records_of, train_model
@@ -166,7 +166,7 @@ def run_experiment(
     }
 
     def check_run_folder() -> None:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        writable_folder(run_dir)  # an unusable output folder fails here, before any training
         _check_run_folder(run_dir, payload)
 
     distributed.from_main(check_run_folder)
