@@ -245,6 +245,18 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.out), n_subjects=args.subjects, seed=args.seed, workers=args.workers)
 
 
+def _add_channel_arguments(p: argparse.ArgumentParser) -> None:
+    """--eeg/--eog/--emg, the channel mapping of `score` and `stream` (somna.scoring.channel_spec)."""
+    p.add_argument(
+        "--eeg",
+        default=None,
+        help="EEG channel names, comma-separated; aliases with '|' "
+        "(default: 'EEG Fpz-Cz|Fpz-Cz,EEG Pz-Oz|Pz-Oz')",
+    )
+    p.add_argument("--eog", default=None, help="EOG channel name(s) (default: 'EOG horizontal')")
+    p.add_argument("--emg", default=None, help="chin EMG channel name (default: 'EMG submental')")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="somna",
@@ -400,14 +412,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", type=Path, required=True, help="run folder of `somna train`/`cv`, or a .pt file"
     )
-    p.add_argument(
-        "--eeg",
-        default=None,
-        help="EEG channel names, comma-separated; aliases with '|' "
-        "(default: 'EEG Fpz-Cz|Fpz-Cz,EEG Pz-Oz|Pz-Oz')",
-    )
-    p.add_argument("--eog", default=None, help="EOG channel name(s) (default: 'EOG horizontal')")
-    p.add_argument("--emg", default=None, help="chin EMG channel name (default: 'EMG submental')")
+    _add_channel_arguments(p)
     p.add_argument(
         "--hypnogram", type=Path, default=None, help="scored hypnogram of the recording (one PSG file only)"
     )
@@ -451,9 +456,7 @@ def _build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--realtime", action="store_true", help="replay at real time (30 s per epoch)")
     pace.add_argument("--speed", type=float, default=None, help="replay at this many times real time")
     p.add_argument("--chunk-s", type=float, default=1.0, help="seconds of signal per pushed chunk")
-    p.add_argument("--eeg", default=None, help="EEG channel names, comma-separated; aliases with '|'")
-    p.add_argument("--eog", default=None, help="EOG channel name(s)")
-    p.add_argument("--emg", default=None, help="chin EMG channel name")
+    _add_channel_arguments(p)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 gives the lowest latency)")
     p.add_argument("--out", type=Path, default=None, help="also write the stages and probabilities as CSV")
     p.set_defaults(func=_cmd_stream)
