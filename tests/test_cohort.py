@@ -117,6 +117,17 @@ def test_changed_preprocessing_invalidates_the_cache(edf_folder, tmp_path: Path)
     assert all(e.n_epochs == 20 + 40 + 20 for e in cohort.entries)
 
 
+def test_a_night_cached_by_an_older_format_is_prepared_again(edf_folder, tmp_path: Path) -> None:
+    folder, _ = edf_folder
+    cache = tmp_path / "cache"
+    cohort = prepare_cohort(folder, cache, workers=1, progress=False)
+    meta = cache / "recordings" / f"{cohort.records[0]}.json"
+    old = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**old, "format": old["format"] - 1}))
+    prepare_cohort(folder, cache, workers=1, progress=False)
+    assert json.loads(meta.read_text())["format"] == old["format"]
+
+
 def test_corrupt_cached_night_fails_its_checksum(edf_folder, tmp_path: Path) -> None:
     folder, _ = edf_folder
     cohort = prepare_cohort(folder, tmp_path / "cache", workers=1, progress=False)

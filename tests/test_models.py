@@ -183,6 +183,20 @@ def test_predict_night_equals_padded_windows(
     assert diff[model.seq_len - 1 :].max() < TOL, "full-context epochs differ"
 
 
+def test_folding_batch_norm_for_inference_keeps_the_probabilities() -> None:
+    import copy
+
+    config = _config(seq_len=8)
+    model = _model(config, seed=9)
+    night = _night(config, n_epochs=30)
+    expected = predict_night(model, night)
+    folded = copy.deepcopy(model)
+    folded.train()
+    assert folded.for_inference() is folded and not folded.training
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in folded.modules())
+    assert np.abs(predict_night(folded, night) - expected).max() < TOL
+
+
 def test_predict_night_shorter_than_context() -> None:
     config = _config(seq_len=12)
     model = _model(config, seed=6)

@@ -14,6 +14,8 @@ from somna.errors import SignalQualityError
 from somna.hypnogram import Hypnogram
 from somna.io.recording import Recording
 from somna.preprocess import bandpass_resample, emg_envelope, preprocess_night, resample, robust_scale
+from somna.preprocess.normalise import STATS_SAMPLES
+from somna.preprocess.signals import fir_bandpass
 from somna.stages import AASM, RK, UNSCORED
 
 
@@ -65,6 +67,46 @@ def test_robust_scale_centres_scales_and_clips() -> None:
     assert np.allclose(np.std(y[:, 100:], axis=1), 1, atol=0.05)
     assert y.max() == 20
     assert scale[1] == pytest.approx(50, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("n_times", "sfreq", "band"),
+    [
+        (960 * 3000, 100.0, (0.3, 35.0)),
+        (700, 100.0, (0.3, 35.0)),
+        (256 * 600, 256.0, (0.3, 35.0)),
+        (200 * 120, 200.0, (10.0, 90.0)),
+    ],
+)
+def test_fir_bandpass_equals_mne_filter_data(n_times: int, sfreq: float, band: tuple[float, float]) -> None:
+    import mne
+
+    rng = np.random.default_rng(3)
+    x = np.cumsum(rng.standard_normal((2, n_times)), axis=1) * 0.2 + rng.standard_normal((2, n_times)) * 25
+    expected = mne.filter.filter_data(x.copy(), sfreq, *band, verbose="error", pad="reflect_limited")
+    y = fir_bandpass(x, sfreq, *band)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert np.abs(y - expected).max() < 2e-6 * np.abs(x).max()
+
+
+def test_robust_scale_of_a_long_recording_matches_exact_quantiles() -> None:
+    rng = np.random.default_rng(4)
+    n = 4 * STATS_SAMPLES + 123
+    x = rng.standard_normal((2, n)) * np.array([[8.0], [40.0]]) + np.array([[3.0], [-5.0]])
+    _, median, scale = robust_scale(x)
+    q25, q50, q75 = np.percentile(x, [25, 50, 75], axis=1)
+    assert np.allclose(median, q50, atol=0.01 * (q75 - q25))
+    assert np.allclose(scale, (q75 - q25) / 1.349, rtol=0.01)
+    again = robust_scale(x)
+    assert np.array_equal(again[1], median) and np.array_equal(again[2], scale)
+
+
+def test_robust_scale_sampling_does_not_alias_a_rhythm() -> None:
+    # A tone whose period divides the sampling step would look flat on an evenly spaced grid.
+    n = 6 * STATS_SAMPLES
+    x = np.sin(2 * np.pi * np.arange(n) / 6)[None, :]
+    _, _, scale = robust_scale(x)
+    assert scale[0] == pytest.approx((np.percentile(x, 75) - np.percentile(x, 25)) / 1.349, rel=0.01)
 
 
 def test_robust_scale_rejects_flat_channel() -> None:

@@ -37,6 +37,7 @@ from somna.io.edf_write import write_hypnogram_edf
 from somna.io.recording import SLEEP_EDF_CHANNELS, ChannelSpec, Recording
 from somna.io.sleepedf import parse_sleep_edf_name
 from somna.preprocess import preprocess_night
+from somna.preprocess.signals import set_filter_threads
 from somna.preprocess.sleep_window import likely_sleep_window
 from somna.stages import AASM, RK, UNSCORED, LabelSet
 from somna.staging import SleepStager, load_stager
@@ -468,6 +469,7 @@ def _init_worker(stager_path: str, threads: int, backend: str) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    set_filter_threads(threads)
     _WORKER["stager"] = load_stager(stager_path, backend)
     _WORKER["name"] = stager_path
 

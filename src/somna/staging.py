@@ -26,6 +26,12 @@ HIERARCHICAL = "hierarchical"
 """Label-set name of hierarchical 3-class staging: stage 1 Wake vs Sleep, stage 2 REM vs NREM on sleep."""
 
 
+def _inference_model(path: Path) -> tuple[SequenceStager, dict[str, Any]]:
+    """A checkpoint's model, ready for inference (:meth:`SequenceStager.for_inference`), and its state."""
+    model, state = model_from_checkpoint(path)
+    return model.for_inference(), state
+
+
 def task_label_sets(name: str) -> tuple[LabelSet, list[tuple[str | None, LabelSet]]]:
     """Output label set of a task and the (sub-folder, label set) of each model it trains.
 
@@ -121,7 +127,7 @@ class SleepStager:
         """
         path = Path(path)
         if path.is_file():
-            model, state = model_from_checkpoint(path)
+            model, state = _inference_model(path)
             return cls(
                 [{"model": model}], state["label_set"], tuple(state["modalities"]), state["preprocess"]
             )
@@ -133,13 +139,13 @@ class SleepStager:
         members, states = [], []
         for fold_dir in fold_dirs:
             if (fold_dir / "best.pt").is_file():
-                model, state = model_from_checkpoint(fold_dir / "best.pt")
+                model, state = _inference_model(fold_dir / "best.pt")
                 members.append({"model": model})
                 states.append(state)
             elif (fold_dir / "stage1" / "best.pt").is_file() and (fold_dir / "stage2" / "best.pt").is_file():
                 pair = {}
                 for role in ("stage1", "stage2"):
-                    pair[role], state = model_from_checkpoint(fold_dir / role / "best.pt")
+                    pair[role], state = _inference_model(fold_dir / role / "best.pt")
                     states.append(state)
                 members.append(pair)
                 task = HIERARCHICAL

@@ -29,12 +29,16 @@ from somna.config import CohortConfig, config_to_dict
 from somna.errors import CacheError, SomnaError
 from somna.io import align_hypnogram, find_sleep_edf_pairs, read_hypnogram, read_psg
 from somna.preprocess import EpochedNight, preprocess_night
+from somna.preprocess.signals import set_filter_threads
 from somna.stages import AASM, RK, stage_counts
 from somna.storage import atomic_write, sha256_file, write_json_atomic
 
 __all__ = ["Cohort", "CohortEntry", "epoch_dtype", "prepare_cohort"]
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+"""Bumped whenever cached epochs would differ for the same config. 2: float32 FIR filtering
+(:func:`somna.preprocess.signals.fir_bandpass`) and quantiles from a sample of each channel
+(:func:`somna.preprocess.robust_scale`)."""
 
 
 def epoch_dtype(config: CohortConfig) -> np.dtype:
@@ -126,7 +130,8 @@ def _completed_entry(rec_dir: Path, psg: str, config: CohortConfig) -> dict[str,
             continue
         if data.get("psg") == str(Path(psg).resolve()):
             npy = meta.with_suffix(".npy")
-            if data.get("config_key") == _config_key(config) and npy.is_file():
+            same = data.get("config_key") == _config_key(config) and data.get("format") == _FORMAT_VERSION
+            if same and npy.is_file():
                 return data
             return None
     return None
@@ -206,7 +211,7 @@ def prepare_cohort(
                 failures[psg] = str(err)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=set_filter_threads, initargs=(1,)) as pool:
             futures = {pool.submit(_prepare_one, psg, hyp, config, str(rec_dir)): psg for psg, hyp in todo}
             for future in as_completed(futures):
                 try:

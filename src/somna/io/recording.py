@@ -105,8 +105,10 @@ def check_signals(recording: Recording) -> None:
             where = f"{modality} channel {name!r}"
             if channel.size == 0:
                 raise SignalQualityError(f"{where} has no samples", recording.path)
-            finite = np.isfinite(channel)
-            if not finite.all():
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = channel.sum(dtype=np.float64)  # NaN/inf anywhere make the sum non-finite
+            finite = np.isfinite(channel) if not np.isfinite(total) else None
+            if finite is not None and not finite.all():
                 bad = int(channel.size - np.count_nonzero(finite))
                 first = int(np.argmin(finite))
                 rate = recording.sfreq.get(modality)

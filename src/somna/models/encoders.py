@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 __all__ = ["EmgEnvelopeEncoder", "EpochCNN"]
 
@@ -56,6 +57,19 @@ class EpochCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n_epochs, n_chans, n_times) → (n_epochs, n_features)."""
         return self.body(x)
+
+    def fold_batch_norm(self) -> None:
+        """Fold each block's batch normalisation into its convolution, for inference only.
+
+        In eval mode a batch norm is a fixed per-channel affine map, which the convolution before it
+        can absorb: same outputs to float rounding, one pass less over the largest activations. The
+        module is switched to eval mode and can no longer be trained.
+        """
+        self.eval()
+        for block in self.body:
+            if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm1d):
+                block[0] = fuse_conv_bn_eval(block[0], block[1])
+                block[1] = nn.Identity()
 
 
 class EmgEnvelopeEncoder(nn.Module):

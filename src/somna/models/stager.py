@@ -136,3 +136,9 @@ class SequenceStager(nn.Module):
     def forward(self, signals: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits for every epoch: (batch, n_epochs, n_classes)."""
         return self.sequence_logits(self.embed_epochs(signals))
+
+    def for_inference(self) -> SequenceStager:
+        """Switch to eval mode with batch norms folded into the CNN's convolutions (see
+        :meth:`EpochCNN.fold_batch_norm`); returns ``self``. Scoring uses this; training must not."""
+        self.cnn.fold_batch_norm()
+        return self.eval()
