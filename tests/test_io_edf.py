@@ -189,3 +189,11 @@ def test_check_signals_in_memory():
         check_signals(_in_memory(flat))
     with pytest.raises(SignalQualityError, match="no samples"):
         check_signals(_in_memory(np.zeros((2, 0))))
+    # +inf and -inf together, and finite samples whose sum overflows, are told apart
+    both = good.copy()
+    both[0, 7], both[0, 9] = np.inf, -np.inf
+    with pytest.raises(SignalQualityError, match="'C3' contains 2 non-finite"):
+        check_signals(_in_memory(both))
+    huge = good.copy()
+    huge[1, :3] = 1.7e308
+    check_signals(_in_memory(huge))
