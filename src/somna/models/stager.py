@@ -32,7 +32,11 @@ class ModelConfig:
         Epochs each prediction sees (``SEQ_LEN``): the target epoch and the ``seq_len - 1`` before it.
         The TCN's receptive field plus the attention span minus one equals ``seq_len``.
     embed_dim, cnn_width : int
-        Embedding size through TCN and attention; filters of the CNN's first block.
+        Embedding size through TCN and attention; filters of the CNN's first block. 16 rather than 32:
+        on the synthetic demo cohort's 4-fold CV both widths reach the same accuracy (0.857 / macro-F1
+        0.813 at 16, 0.855 / 0.804 at 32) while 16 trains and stages 2.2× as fast on two cores.
+        (Width 8 scored higher still, 0.868 / 0.822: the synthetic signals cannot show how much capacity
+        real EEG needs, so the default stops at 16.) Compare 32 on real recordings.
     tcn_kernel : int
         TCN kernel size; its dilations are 1, 2, 4, ... as long as the receptive field fits ``seq_len``.
     n_heads : int
@@ -48,7 +52,7 @@ class ModelConfig:
     n_classes: int = 5
     seq_len: int = 20
     embed_dim: int = 64
-    cnn_width: int = 32
+    cnn_width: int = 16
     tcn_kernel: int = 3
     n_heads: int = 4
     dropout: float = 0.1
