@@ -274,6 +274,20 @@ def test_chunk_sampler_targets_every_scored_epoch_once_with_unscored_context() -
         assert max(seen.values()) == 1, [e for e, c in seen.items() if c > 1]
 
 
+def test_chunk_sampler_leaves_out_chunks_without_a_scored_target() -> None:
+    nights = _id_nights()
+    for night in nights:  # stage 2 of hierarchical staging: long stretches of wake are unscored
+        night.labels[: night.n_epochs * 2 // 3] = UNSCORED
+    sampler = ChunkSampler(nights, SEQ, CHUNK, BATCH, seed=3)
+    scored = sum(int(np.sum(n.labels != UNSCORED)) for n in nights)
+    seen = 0
+    for _, targets in sampler.batches(0):
+        per_chunk = (targets != UNSCORED).sum(dim=1)
+        assert bool(torch.all(per_chunk > 0)), "a chunk without a target reached the loss"
+        seen += int(per_chunk.sum())
+    assert seen == scored == sampler.n_targets
+
+
 def _order(sampler: ChunkSampler, pass_index: int) -> list[tuple[int, int] | None]:
     """First real epoch of every chunk of a pass, in order."""
     out = []

@@ -105,6 +105,19 @@ def test_train_model_refuses_a_leaky_fold_before_reading_data(
     assert not (tmp_path / "run" / "history.json").exists()
 
 
+def test_a_non_finite_loss_stops_training_before_the_weights_are_touched(
+    cohort: Cohort, fold: Fold, model_config: ModelConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from somna.models import SequenceStager
+
+    forward = SequenceStager.forward
+    nan_logits = lambda self, signals: forward(self, signals) * float("nan")  # noqa: E731
+    monkeypatch.setattr(SequenceStager, "forward", nan_logits)
+    with pytest.raises(SomnaError, match=r"training diverged: the loss of a batch of pass 1 is nan"):
+        _train(cohort, fold, model_config, tmp_path / "run", replace(TRAIN, max_epochs=1))
+    assert not list((tmp_path / "run").glob("*.pt"))
+
+
 # --- determinism, checkpoints, resume -----------------------------------------------------------------
 
 

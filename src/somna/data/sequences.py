@@ -147,10 +147,13 @@ class ChunkSampler:
         context = seq_len - 1
         step = chunk_len - context
         # Chunk starts in epochs of the night (negative: padding first); targets are t ≥ start + context.
+        # A chunk without any scored target (a stretch of wake for the REM-vs-NREM stage of hierarchical
+        # staging) would add nothing to the loss: it is left out.
         self.chunks = [
             (i, start)
             for i, night in enumerate(self.nights)
             for start in range(-context, night.n_epochs - context, step)
+            if np.any(night.labels[max(start + context, 0) : start + chunk_len] != UNSCORED)
         ]
 
     @property

@@ -291,6 +291,13 @@ def train_model(
                 signals, targets = batch
                 logits = model(signals)
                 loss = loss_fn(logits.flatten(0, 1), targets.flatten())
+                if not torch.isfinite(loss):
+                    # Stop before the step: one non-finite update would silently ruin every weight.
+                    raise SomnaError(
+                        f"training diverged: the loss of a batch of pass {pass_index + 1} is {loss.item()} "
+                        "(lower the learning rate; the last good checkpoint is kept)",
+                        run_dir,
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 batch_loss = loss.item()
