@@ -105,10 +105,10 @@ def check_signals(recording: Recording) -> None:
             where = f"{modality} channel {name!r}"
             if channel.size == 0:
                 raise SignalQualityError(f"{where} has no samples", recording.path)
+            # One cheap pass first: NaN/inf anywhere make the sum non-finite (so can huge finite values).
             with np.errstate(over="ignore", invalid="ignore"):
-                total = channel.sum(dtype=np.float64)  # NaN/inf anywhere make the sum non-finite
-            finite = np.isfinite(channel) if not np.isfinite(total) else None
-            if finite is not None and not finite.all():
+                suspect = not np.isfinite(channel.sum(dtype=np.float64))
+            if suspect and not (finite := np.isfinite(channel)).all():
                 bad = int(channel.size - np.count_nonzero(finite))
                 first = int(np.argmin(finite))
                 rate = recording.sfreq.get(modality)

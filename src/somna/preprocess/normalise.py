@@ -10,7 +10,7 @@ __all__ = ["robust_scale"]
 _IQR_OF_UNIT_NORMAL = 1.349
 
 STATS_SAMPLES = 2**19
-"""Most samples per channel the median and IQR are taken from (evenly spaced over the reference)."""
+"""Most samples per channel the median and IQR are taken from (one from each run of equal length)."""
 
 
 def _stats_sample(ref: np.ndarray) -> np.ndarray:
