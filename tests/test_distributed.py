@@ -37,10 +37,13 @@ VENV_BIN = Path(sys.executable).parent
 # ~1e-6 relative. Max-pooling makes the gradient discontinuous, though: where two values of a pooling
 # window tie to within a rounding error, a 1-ulp difference in the forward pass sends that element's
 # gradient to the neighbouring position (a few such flips in ~10⁵ windows of a batch), and AdamW's
-# normalisation turns the small gradient difference into weight differences of up to ~1e-4 over 20 steps.
-# Hence: the CNN's weights (behind the max-pools) within TOLERANCE, every other weight within BULK (the
-# CNN's flips reach the layers after it as noise of ~1e-5).
-TOLERANCE = 1e-3
+# normalisation turns the small gradient difference into weight differences of up to ~1e-4 over 20 steps;
+# the first block's batch-norm running variance, which accumulates them, has differed by 2e-5 to 1.7e-3
+# depending on the synthetic cohort (real-hypnogram or Markov stage sequences). Hence: the CNN's weights
+# and statistics (behind the max-pools) within TOLERANCE, every other weight within BULK (the CNN's flips
+# reach the layers after it as noise of ~1e-5). Unsynchronised ranks would step each weight by up to lr
+# (3e-3) per step in directions of their own, far beyond both bounds after 20 steps.
+TOLERANCE = 5e-3
 BULK = 5e-5
 EMBED_DIM = 16
 
@@ -261,7 +264,7 @@ def _assert_equivalent(single: Path, ddp: Path) -> None:
     assert largest[cnn] < TOLERANCE and largest[rest] < BULK, summary
     assert [h["pass"] for h in got["history"]] == [1, 2]
     for a, b in zip(ref["history"], got["history"], strict=True):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)  # the pass loss follows the weights (above)
         assert (b["val_accuracy"], b["val_macro_f1"]) == (a["val_accuracy"], a["val_macro_f1"])
     assert got["best_pass"] == ref["best_pass"]
     with (
