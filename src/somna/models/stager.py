@@ -36,7 +36,8 @@ class ModelConfig:
         on the synthetic demo cohort's 4-fold CV both widths reach the same accuracy (0.857 / macro-F1
         0.813 at 16, 0.855 / 0.804 at 32) while 16 trains and stages 2.2× as fast on two cores.
         (Width 8 scored higher still, 0.868 / 0.822: the synthetic signals cannot show how much capacity
-        real EEG needs, so the default stops at 16.) Compare 32 on real recordings.
+        real EEG needs, so the default stops at 16.) For 6-class R&K staging 32 is better (macro-F1
+        0.755 against 0.736, from S3/S4). Compare widths on real recordings.
     tcn_kernel : int
         TCN kernel size; its dilations are 1, 2, 4, ... as long as the receptive field fits ``seq_len``.
     n_heads : int
