@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 N_CLASSES = 5  # AASM: W, N1, N2, N3, REM
+DEVICE = torch.device("cpu")  # --device
 UNSCORED = -1
 
 
@@ -116,8 +117,8 @@ class EpochTask:
     @torch.inference_mode()
     def predict(model: nn.Module, x: np.ndarray, window: int) -> np.ndarray:
         model.eval()
-        out = [model(torch.from_numpy(x[i : i + 512])).argmax(1) for i in range(0, len(x), 512)]
-        return torch.cat(out).numpy().astype(np.int64)
+        out = [model(torch.from_numpy(x[i : i + 512]).to(DEVICE)).argmax(1) for i in range(0, len(x), 512)]
+        return torch.cat(out).cpu().numpy().astype(np.int64)
 
 
 class WindowTask:
@@ -161,7 +162,7 @@ class WindowTask:
         for i in range(0, len(starts), 16):
             chunk = starts[i : i + 16]
             batch = torch.from_numpy(np.stack([WindowTask._flat(x[s : s + window]) for s in chunk]))
-            pred = model(batch).argmax(1).numpy()  # (batch, window)
+            pred = model(batch.to(DEVICE)).argmax(1).cpu().numpy()  # (batch, window)
             for s, p in zip(chunk, pred, strict=True):
                 out[s : s + window] = p
         return out
@@ -223,7 +224,10 @@ def main() -> None:
     parser.add_argument("--channels", choices=tuple(CHANNELS), default="eeg+eog")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -239,8 +243,8 @@ def main() -> None:
     val_nights = load_nights(args.cache, splits["validation"], n_chans)
     task = WindowTask(train_nights, rng, window) if sequence else EpochTask(train_nights, rng)
     weights = sqrt_class_weights(np.concatenate([y for _, y in train_nights]))
-    model = build(args.model, n_chans)
-    loss_fn = nn.CrossEntropyLoss(weight=weights, ignore_index=UNSCORED)
+    model = build(args.model, n_chans).to(DEVICE)
+    loss_fn = nn.CrossEntropyLoss(weight=weights.to(DEVICE), ignore_index=UNSCORED)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-3)
     print(
         f"{args.model}: {sum(p.numel() for p in model.parameters())} parameters, "
@@ -260,6 +264,7 @@ def main() -> None:
             if time.perf_counter() + val_s >= deadline:
                 complete = False
                 break
+            x, y = x.to(DEVICE, non_blocking=True), y.to(DEVICE, non_blocking=True)
             logits = model(x)
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -332,6 +337,7 @@ def main() -> None:
             "schedule": "constant",
             "seed": args.seed,
             "threads": args.threads,
+            "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
         },
         "versions": {
             "torch": torch.__version__,

@@ -29,11 +29,11 @@ from somna.models import SequenceStager
 from somna.stages import AASM, UNSCORED
 
 
-def _train_throughput(nights: list[NightArrays], passes: int) -> dict[str, float]:
+def _train_throughput(nights: list[NightArrays], passes: int, device: torch.device) -> dict[str, float]:
     experiment = DEMO_EXPERIMENT
     config = experiment.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, AASM.n_classes)
     torch.manual_seed(0)
-    model = SequenceStager(config)
+    model = SequenceStager(config).to(device)
     train = experiment.training
     sampler = ChunkSampler(nights, model.seq_len, train.chunk_len, train.batch_size, seed=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
@@ -43,10 +43,14 @@ def _train_throughput(nights: list[NightArrays], passes: int) -> dict[str, float
         model.train()
         t0 = time.perf_counter()
         for signals, targets in sampler.batches(pass_index):
+            signals = {m: x.to(device, non_blocking=True) for m, x in signals.items()}
+            targets = targets.to(device, non_blocking=True)
             loss = loss_fn(model(signals).flatten(0, 1), targets.flatten())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         speeds.append(sampler.n_targets / (time.perf_counter() - t0))
     return {
         "labelled_epochs": sampler.n_targets,
@@ -63,12 +67,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/somna-bench/speed"))
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="cuda writes model_speed_cuda.json"
+    )
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     # Synthesise and prepare in child processes, so that peak RSS below is the training's alone.
     cohort = synthetic_cohort(args.work, n_subjects=4, seed=101, in_subprocess=True)
     nights = [load_night(cohort, r, AASM, ("eeg", "eog", "emg")) for r in cohort.records]
-    train = _train_throughput(nights, args.passes)
+    train = _train_throughput(nights, args.passes, device)
     model = train.pop("model")
 
     # A 1,000-epoch night (the longest here, cut to 1,000 epochs), whole-night inference.
@@ -104,13 +112,15 @@ def main() -> None:
         },
         "model_parameters": int(sum(p.numel() for p in model.parameters())),
         "threads": args.threads,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
         "n_nights": len(nights),
         "n_epochs_per_night_mean": float(np.mean([n.n_epochs for n in nights])),
     }
     print(f"training: {train['labelled_epochs_per_s']:.0f} labelled epochs/s (target ≥ 1000)")
     print(f"inference: 1000 epochs in {statistics.median(times):.3f} s (target < 0.5 s)")
     print(f"peak RSS: {peak_rss_mb:.0f} MB (target < 1536 MB)")
-    write_result("model_speed", result)
+    write_result("model_speed" if device.type == "cpu" else "model_speed_cuda", result)
 
 
 if __name__ == "__main__":

@@ -74,3 +74,21 @@ def test_train_into_an_unusable_run_folder_fails_before_training(small_cohort, t
     with pytest.raises(SomnaError, match="cannot write the output folder"):
         run_experiment(experiment, blocker / "run", mode="holdout", progress=False)
     assert not list(tmp_path.rglob("*.pt"))
+
+
+def test_train_device_option_reaches_training(
+    small_cohort, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on CI, also where a GPU exists
+    config = tmp_path / "gpu.toml"
+    config.write_text(
+        f'name = "gpu"\n[data]\ncache = "{small_cohort.root}"\n[model]\nseq_len = 8\n'
+        '[training]\nmax_epochs = 1\ndevice = "cpu"\n'
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--device", "cuda", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "training device 'cuda' was asked for, but torch sees no GPU" in err
+    assert not list(out.rglob("*.pt"))

@@ -27,8 +27,11 @@ def exported(tiny_trained_run, tmp_path_factory: pytest.TempPathFactory) -> tupl
 def test_export_writes_fp32_and_int8_graphs_and_a_manifest(exported) -> None:
     _, _, out = exported
     manifest = json.loads((out / ONNX_MANIFEST).read_text())
-    assert set(manifest["file_bytes"]) == {"model.onnx", "model.int8.onnx"}
-    assert manifest["file_bytes"]["model.int8.onnx"] < manifest["file_bytes"]["model.onnx"]
+    sizes = manifest["file_bytes"]
+    assert set(sizes) == {f"model.{g}{p}.onnx" for g in ("encoder", "sequence") for p in ("", ".int8")}
+    for graph in ("encoder", "sequence"):
+        assert sizes[f"model.{graph}.int8.onnx"] < sizes[f"model.{graph}.onnx"]
+    assert manifest["members"][0]["model"]["int8"]["sequence"] == "model.sequence.int8.onnx"
     assert manifest["task"] == "aasm" and manifest["modalities"] == ["eeg", "eog", "emg"]
 
 
@@ -68,8 +71,17 @@ def test_bad_onnx_exports_are_clear_errors(tmp_path: Path, exported) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / ONNX_MANIFEST).write_text((out / ONNX_MANIFEST).read_text())
-    (broken / "model.onnx").write_bytes(b"not an onnx graph")
-    with pytest.raises(CheckpointError, match=r"model\.onnx.*not a loadable ONNX model"):
+    (broken / "model.encoder.onnx").write_bytes(b"not an onnx graph")
+    with pytest.raises(CheckpointError, match=r"model\.encoder\.onnx.*not a loadable ONNX model"):
+        load_onnx_stager(broken)
+    # the graphs swapped: the encoder file holds the sequence graph
+    (broken / "model.encoder.onnx").write_bytes((out / "model.sequence.onnx").read_bytes())
+    (broken / "model.sequence.onnx").write_bytes((out / "model.sequence.onnx").read_bytes())
+    with pytest.raises(CheckpointError, match=r"encoder inputs \['embeddings'\] do not match"):
+        load_onnx_stager(broken)
+    old = json.loads((out / ONNX_MANIFEST).read_text()) | {"format": "somna-onnx-1"}
+    (broken / ONNX_MANIFEST).write_text(json.dumps(old))
+    with pytest.raises(CheckpointError, match=r"older somna.*export the run again"):
         load_onnx_stager(broken)
     (broken / ONNX_MANIFEST).write_text("{")
     with pytest.raises(CheckpointError, match="corrupt"):
@@ -83,7 +95,7 @@ def test_export_and_score_from_the_command_line(tiny_trained_run, tmp_path: Path
     run, psg, hypnogram = tiny_trained_run
     assert main(["export", str(run), "--onnx", "--out", str(tmp_path / "onnx")]) == 0
     out = capsys.readouterr().out
-    assert "model.onnx" in out and "[torch.onnx]" not in out
+    assert "model.encoder.onnx" in out and "model.sequence.onnx" in out and "[torch.onnx]" not in out
     args = [
         "score",
         str(psg),

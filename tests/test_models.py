@@ -168,13 +168,13 @@ def night_and_expected() -> tuple[SequenceStager, NightArrays, np.ndarray]:
     return model, night, _explicit_probs(model, night)
 
 
-@pytest.mark.parametrize("chunk_epochs", [3, 16, 29, 1024])
+@pytest.mark.parametrize(("chunk_epochs", "encode_epochs"), [(3, 1), (16, 5), (29, 256), (1024, 7)])
 def test_predict_night_equals_padded_windows(
-    night_and_expected: tuple[SequenceStager, NightArrays, np.ndarray], chunk_epochs: int
+    night_and_expected: tuple[SequenceStager, NightArrays, np.ndarray], chunk_epochs: int, encode_epochs: int
 ) -> None:
     model, night, expected = night_and_expected
     model.train()  # predict_night must switch to eval itself
-    probs = predict_night(model, night, chunk_epochs=chunk_epochs)
+    probs = predict_night(model, night, chunk_epochs=chunk_epochs, encode_epochs=encode_epochs)
     assert not model.training
     assert probs.shape == (45, model.config.n_classes) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)

@@ -306,6 +306,18 @@ def test_stream_command_prints_every_epoch_and_writes_csv(
     assert f"{n_epochs} epochs; latency per epoch: median" in out
     lines = (tmp_path / "h.csv").read_text().splitlines()
     assert lines[0] == "epoch,end_s,stage,p_W,p_N1,p_N2,p_N3,p_REM" and len(lines) == n_epochs + 1
+    # the same stream through the ONNX export of that checkpoint: same stages, same probabilities
+    pytest.importorskip("onnxruntime")
+    assert main(["export", str(checkpoint), "--onnx", "--out", str(tmp_path / "onnx")]) == 0
+    stream = ["stream", str(psg), "--model", str(tmp_path / "onnx"), "--backend", "onnx", "--chunk-s", "7"]
+    assert main([*stream, "--out", str(tmp_path / "onnx.csv")]) == 0
+    assert f"{n_epochs} epochs; latency per epoch: median" in capsys.readouterr().out
+    onnx_lines = (tmp_path / "onnx.csv").read_text().splitlines()
+    assert onnx_lines[0] == lines[0] and len(onnx_lines) == len(lines)
+    table = np.array([[float(v) for v in row.split(",")[3:]] for row in lines[1:]])
+    onnx_table = np.array([[float(v) for v in row.split(",")[3:]] for row in onnx_lines[1:]])
+    assert np.abs(onnx_table - table).max() <= 2e-4  # the CSV rounds to 4 decimals
+    assert [r.split(",")[2] for r in onnx_lines[1:]] == [r.split(",")[2] for r in lines[1:]]
     # a model trained on offline-only preprocessing is refused with a pointer to the streaming config
     offline = save_checkpoint(
         tmp_path / "offline.pt", stager.members[0]["model"], AASM, {"trim_wake_min": 30.0}

@@ -118,6 +118,20 @@ def test_a_non_finite_loss_stops_training_before_the_weights_are_touched(
     assert not list((tmp_path / "run").glob("*.pt"))
 
 
+def test_training_device_is_checked_before_any_pass(
+    cohort: Cohort, fold: Fold, model_config: ModelConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    single = trainer.distributed.context()
+    assert trainer.training_device("cpu", single) == torch.device("cpu")
+    with pytest.raises(SomnaError, match=r"must be 'auto', 'cpu' or 'cuda', not 'gpu'"):
+        _train(cohort, fold, model_config, tmp_path / "bad", replace(TRAIN, device="gpu", max_epochs=1))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert trainer.training_device("auto", single) == torch.device("cpu")
+    with pytest.raises(SomnaError, match=r"'cuda' was asked for, but torch sees no GPU"):
+        _train(cohort, fold, model_config, tmp_path / "cuda", replace(TRAIN, device="cuda", max_epochs=1))
+    assert not list(tmp_path.rglob("*.pt"))
+
+
 # --- determinism, checkpoints, resume -----------------------------------------------------------------
 
 

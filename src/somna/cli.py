@@ -84,6 +84,8 @@ def _cmd_experiment(args: argparse.Namespace) -> None:
     experiment = load_experiment(args.config)
     if getattr(args, "label_set", None):  # compare-3class sets the stages itself
         experiment = replace(experiment, data=replace(experiment.data, label_set=args.label_set))
+    if args.device:
+        experiment = replace(experiment, training=replace(experiment.training, device=args.device))
     if args.command == "ablate":
         run_ablation(experiment, _run_dir(args, experiment.name, "ablation"), args.mode)
     elif args.command == "compare-3class":
@@ -180,12 +182,12 @@ def _cmd_stream(args: argparse.Namespace) -> None:
     import torch
 
     from somna.scoring import channel_spec
-    from somna.staging import SleepStager
+    from somna.staging import load_stager
     from somna.storage import atomic_write
     from somna.streaming import score_stream
 
     torch.set_num_threads(args.threads)
-    stager = SleepStager.from_run(args.model)
+    stager = load_stager(args.model, args.backend, threads=args.threads)
     labels = stager.label_set.labels
     print(
         f"{'epoch':>6} {'time':>9}  {'stage':<5} " + " ".join(f"{'p_' + s:>6}" for s in labels) + "  latency"
@@ -368,6 +370,12 @@ def _build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=description, formatter_class=fmt)
         p.add_argument("--config", required=True, help="experiment TOML (see configs/)")
         p.add_argument("--out", default=None, help="run folder (default: runs/<config name>-<mode>)")
+        p.add_argument(
+            "--device",
+            choices=["auto", "cpu", "cuda"],
+            default=None,
+            help="override the config's training device (default auto: the GPU when torch sees one)",
+        )
         if name in ("ablate", "compare-3class"):
             p.add_argument("--mode", choices=["cv", "holdout"], default="cv", help="protocol of each variant")
         if name != "compare-3class":
@@ -451,7 +459,18 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     p.add_argument("psg", type=Path, help="PSG EDF/EDF+ file to replay")
-    p.add_argument("--model", type=Path, required=True, help="run folder or checkpoint (streamable model)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="run folder or checkpoint of a streamable model (--backend onnx: its `somna export` folder)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx", "onnx-int8"],
+        default="torch",
+        help="torch: --model is a run folder or checkpoint; onnx/onnx-int8: a folder from `somna export`",
+    )
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--realtime", action="store_true", help="replay at real time (30 s per epoch)")
     pace.add_argument("--speed", type=float, default=None, help="replay at this many times real time")

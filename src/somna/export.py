@@ -1,10 +1,14 @@
 """Edge deployment: export trained stagers to ONNX (fp32, and int8 by dynamic quantisation) and run them.
 
-``somna export RUN --onnx [--int8]`` writes one ONNX graph per model of the stager (``model.onnx``, or
-``stage1.onnx`` and ``stage2.onnx`` for hierarchical staging; ``fold_XX_*.onnx`` for a cross-validation
-ensemble) plus ``somna-onnx.json`` (label set, modalities, preprocessing, model configs), which is all
-``somna score --backend onnx`` needs: no torch checkpoint. Each graph maps a chunk of consecutive epochs
-(any length) to per-epoch logits, exactly as :class:`~somna.models.SequenceStager` does.
+``somna export RUN --onnx [--int8]`` writes two ONNX graphs per model of the stager (``model.encoder.onnx``
+and ``model.sequence.onnx``; ``stage1.*``/``stage2.*`` for hierarchical staging; ``fold_XX_*`` for a
+cross-validation ensemble) plus ``somna-onnx.json`` (label set, modalities, preprocessing, model configs),
+which is all ``somna score --backend onnx`` and ``somna stream --backend onnx`` need: no torch checkpoint.
+The encoder graph maps any number of epochs to their embeddings (the per-epoch CNN and EMG encoder), the
+sequence graph maps any number of consecutive embeddings to per-epoch logits (TCN, attention,
+classifier), exactly as :meth:`~somna.models.SequenceStager.embed_epochs` and
+:meth:`~somna.models.SequenceStager.sequence_logits` do: offline scoring encodes each epoch once, and a
+stream encodes each new epoch once into its ring buffer.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ from somna.models import ModelConfig, SequenceStager
 from somna.staging import SleepStager
 from somna.storage import atomic_write, write_json_atomic
 
-__all__ = ["ONNX_MANIFEST", "OnnxSequenceModel", "export_onnx", "load_onnx_stager"]
+__all__ = ["GRAPHS", "ONNX_MANIFEST", "OnnxSequenceModel", "export_onnx", "load_onnx_stager"]
 
 ONNX_MANIFEST = "somna-onnx.json"
-_FORMAT = "somna-onnx-1"
+_FORMAT = "somna-onnx-2"  # 1: one graph per model (signals -> logits); 2: encoder + sequence graphs
+GRAPHS = ("encoder", "sequence")
+"""The two graphs of each exported model."""
 
 
-class _Positional(torch.nn.Module):
-    """The stager with one positional input per modality (ONNX graphs take named tensors, not dicts)."""
+class _Encoder(torch.nn.Module):
+    """``embed_epochs`` with one positional input per modality (ONNX graphs take named tensors, not dicts)."""
 
     def __init__(self, model: SequenceStager):
         super().__init__()
@@ -40,32 +46,58 @@ class _Positional(torch.nn.Module):
         self.modalities = list(model.config.modalities)
 
     def forward(self, *signals: torch.Tensor) -> torch.Tensor:
-        return self.model(dict(zip(self.modalities, signals, strict=True)))
+        return self.model.embed_epochs(dict(zip(self.modalities, signals, strict=True)))
 
 
-def _export_one(model: SequenceStager, path: Path) -> None:
-    config = model.config
-    chans = dict(config.n_chans)
-    n_example = max(2 * model.seq_len, 32)
-    example = tuple(
-        torch.zeros(1, n_example, chans[m], config.emg_n_times if m == "emg" else config.n_times)
-        for m in config.modalities
-    )
-    n_epochs = torch.export.Dim("n_epochs", min=2, max=1_000_000)
+class _Sequence(torch.nn.Module):
+    """``sequence_logits`` as a module of its own."""
+
+    def __init__(self, model: SequenceStager):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *embeddings: torch.Tensor) -> torch.Tensor:  # positional, as _Encoder's inputs
+        return self.model.sequence_logits(embeddings[0])
+
+
+def _export_graph(
+    module: torch.nn.Module, example: tuple[torch.Tensor, ...], names: list[str], output: str, path: Path
+) -> None:
+    n_epochs = torch.export.Dim("n_epochs", min=2, max=1_000_000)  # 1 would be specialised away; 1 runs
     # The exporter prints its progress and warns about its own internals; keep the command's output clean.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            _Positional(model.eval()),
+            module,
             example,
-            input_names=list(config.modalities),
-            output_names=["logits"],
-            dynamic_shapes=(tuple({1: n_epochs} for _ in config.modalities),),  # one entry: the *signals
+            input_names=names,
+            output_names=[output],
+            dynamic_shapes=(tuple({1: n_epochs} for _ in names),),  # one entry: the positional *inputs
             dynamo=True,
             external_data=False,
             verbose=False,
         )
     atomic_write(path, lambda tmp: program.save(str(tmp), external_data=False))
+
+
+def _export_one(model: SequenceStager, stem: Path) -> dict[str, str]:
+    """Write ``<stem>.encoder.onnx`` and ``<stem>.sequence.onnx``; their file names by graph."""
+    config = model.config
+    chans = dict(config.n_chans)
+    n_example = max(2 * model.seq_len, 32)
+    signals = tuple(
+        torch.zeros(1, n_example, chans[m], config.emg_n_times if m == "emg" else config.n_times)
+        for m in config.modalities
+    )
+    model = model.eval()
+    with torch.no_grad():
+        embeddings = model.embed_epochs(dict(zip(config.modalities, signals, strict=True)))
+    files = {graph: f"{stem.name}.{graph}.onnx" for graph in GRAPHS}
+    _export_graph(
+        _Encoder(model), signals, list(config.modalities), "embeddings", stem.parent / files["encoder"]
+    )
+    _export_graph(_Sequence(model), (embeddings,), ["embeddings"], "logits", stem.parent / files["sequence"])
+    return files
 
 
 def _quantise(source: Path, target: Path) -> None:
@@ -110,13 +142,22 @@ def export_onnx(run: str | Path, out_dir: str | Path, int8: bool = False) -> dic
         files = {}
         for role, model in member.items():
             stem = role if len(stager.members) == 1 else f"fold_{i:02d}_{role}"
-            _export_one(model, out / f"{stem}.onnx")
-            files[role] = {"fp32": f"{stem}.onnx", "model_config": model.config.to_dict()}
+            fp32 = _export_one(model, out / stem)
+            files[role] = {"fp32": fp32, "model_config": model.config.to_dict()}
             if int8:
-                _quantise(out / f"{stem}.onnx", out / f"{stem}.int8.onnx")
-                files[role]["int8"] = f"{stem}.int8.onnx"
+                files[role]["int8"] = {g: name.replace(".onnx", ".int8.onnx") for g, name in fp32.items()}
+                for graph in GRAPHS:
+                    _quantise(out / fp32[graph], out / files[role]["int8"][graph])
         members.append(files)
-    sizes = {p.name: p.stat().st_size for p in sorted(out.glob("*.onnx"))}
+    written = [
+        name
+        for files in members
+        for entry in files.values()
+        for p in ("fp32", "int8")
+        if p in entry
+        for name in entry[p].values()
+    ]
+    sizes = {name: (out / name).stat().st_size for name in sorted(written)}  # not older files there
     manifest = {
         "format": _FORMAT,
         "task": stager.task,
@@ -131,34 +172,41 @@ def export_onnx(run: str | Path, out_dir: str | Path, int8: bool = False) -> dic
 
 
 class OnnxSequenceModel:
-    """An exported sequence model run by onnxruntime, usable wherever a :class:`SequenceStager` is scored.
+    """An exported sequence model run by onnxruntime, usable wherever a :class:`SequenceStager` is scored
+    or streamed (``embed_epochs``, ``sequence_logits``, and both through ``__call__``).
 
     Parameters
     ----------
-    path : Path
-        The ``.onnx`` file.
+    paths : dict of str to Path
+        The ``"encoder"`` and ``"sequence"`` graphs.
     config : ModelConfig
         The config it was exported from (sizes, modalities, ``seq_len``).
     threads : int
         onnxruntime intra-op threads.
     """
 
-    def __init__(self, path: Path, config: ModelConfig, threads: int = 2):
+    def __init__(self, paths: dict[str, Path], config: ModelConfig, threads: int = 2):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own untyped errors on bad files
-            raise CheckpointError(f"not a loadable ONNX model: {str(err).splitlines()[0]}", path) from None
-        names = [i.name for i in self.session.get_inputs()]
-        if names != list(config.modalities):
-            raise CheckpointError(
-                f"ONNX inputs {names} do not match the manifest's {list(config.modalities)}", path
-            )
+        self.sessions = {}
+        for graph in GRAPHS:
+            try:
+                self.sessions[graph] = onnxruntime.InferenceSession(
+                    str(paths[graph]), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as err:  # onnxruntime raises its own untyped errors on bad files
+                raise CheckpointError(
+                    f"not a loadable ONNX model: {str(err).splitlines()[0]}", paths[graph]
+                ) from None
+        expected = {"encoder": list(config.modalities), "sequence": ["embeddings"]}
+        for graph, session in self.sessions.items():
+            names = [i.name for i in session.get_inputs()]
+            if names != expected[graph]:
+                raise CheckpointError(
+                    f"ONNX {graph} inputs {names} do not match the manifest's {expected[graph]}", paths[graph]
+                )
         self.config = config
         self.seq_len = config.seq_len
 
@@ -166,11 +214,20 @@ class OnnxSequenceModel:
         """No-op (an ONNX graph is always in inference mode); here so scoring code can treat models alike."""
         return self
 
-    def __call__(self, signals: dict[str, torch.Tensor]) -> torch.Tensor:
+    def embed_epochs(self, signals: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(1, n_epochs, chans, times) per modality → (1, n_epochs, embed)."""
         feeds = {
             m: np.ascontiguousarray(signals[m].numpy(), dtype=np.float32) for m in self.config.modalities
         }
-        return torch.from_numpy(self.session.run(None, feeds)[0])
+        return torch.from_numpy(self.sessions["encoder"].run(None, feeds)[0])
+
+    def sequence_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(1, n_epochs, embed) → (1, n_epochs, n_classes)."""
+        feeds = {"embeddings": np.ascontiguousarray(embeddings.numpy(), dtype=np.float32)}
+        return torch.from_numpy(self.sessions["sequence"].run(None, feeds)[0])
+
+    def __call__(self, signals: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.sequence_logits(self.embed_epochs(signals))
 
 
 def _model_config(data: dict[str, Any]) -> ModelConfig:
@@ -197,6 +254,10 @@ def load_onnx_stager(folder: str | Path, precision: str = "fp32", threads: int =
         ) from None
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{ONNX_MANIFEST} is corrupt: {err}", folder) from None
+    if manifest.get("format") == "somna-onnx-1":
+        raise CheckpointError(
+            "exported by an older somna (one graph per model); export the run again", folder
+        )
     if manifest.get("format") != _FORMAT:
         raise CheckpointError(f"unknown ONNX export format {manifest.get('format')!r}", folder)
     members = []
@@ -205,8 +266,7 @@ def load_onnx_stager(folder: str | Path, precision: str = "fp32", threads: int =
         for role, entry in files.items():
             if precision not in entry:
                 raise SomnaError(f"this export has no {precision} model; export again with --int8", folder)
-            member[role] = OnnxSequenceModel(
-                folder / entry[precision], _model_config(entry["model_config"]), threads
-            )
+            paths = {graph: folder / entry[precision][graph] for graph in GRAPHS}
+            member[role] = OnnxSequenceModel(paths, _model_config(entry["model_config"]), threads)
         members.append(member)
     return SleepStager(members, manifest["task"], tuple(manifest["modalities"]), manifest["preprocess"])  # type: ignore[arg-type]

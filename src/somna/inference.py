@@ -12,21 +12,28 @@ __all__ = ["predict_night"]
 
 
 @torch.no_grad()
-def predict_night(model: SequenceStager, night: NightArrays, chunk_epochs: int = 1024) -> np.ndarray:
+def predict_night(
+    model: SequenceStager, night: NightArrays, chunk_epochs: int = 1024, encode_epochs: int = 256
+) -> np.ndarray:
     """Stage probabilities of every epoch of a night.
 
-    The night is padded at its start with ``seq_len - 1`` copies of its first epoch (so epoch 0 has a
-    padded context, as in training and streaming) and processed in chunks that overlap by
-    ``seq_len - 1`` epochs; each epoch is encoded once per chunk.
+    Each epoch is encoded once (CNN and EMG encoder, ``encode_epochs`` epochs per batch, a size whose
+    activations stay in cache); the context of the night's first epochs is padded with ``seq_len - 1``
+    copies of the first epoch's embedding (the same as padding the signals: the encoders see one epoch
+    at a time), as in training and streaming. The TCN, attention and classifier then run over the
+    embeddings in chunks of ``chunk_epochs`` that overlap by ``seq_len - 1`` epochs.
 
     Parameters
     ----------
     model : SequenceStager
-        Trained model (switched to eval mode here).
+        Trained model (switched to eval mode here), on the CPU or a GPU, or an exported one
+        (:class:`somna.export.OnnxSequenceModel`).
     night : NightArrays
         The night's signals (its modalities must include the model's).
     chunk_epochs : int
-        Epochs per forward pass (memory bound).
+        Epochs per pass of the sequence part.
+    encode_epochs : int
+        Epochs per batch of the per-epoch encoders (memory bound).
 
     Returns
     -------
@@ -34,15 +41,25 @@ def predict_night(model: SequenceStager, night: NightArrays, chunk_epochs: int =
         Softmax probabilities.
     """
     model.eval()
+    # a model on a GPU stages there; an ONNX model (somna.export.OnnxSequenceModel) takes CPU tensors
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else torch.device("cpu")
     context = model.seq_len - 1
-    step = max(chunk_epochs - context, 1)
-    out = np.empty((night.n_epochs, model.config.n_classes), dtype=np.float32)
-    for first in range(0, night.n_epochs, step):
-        stop = min(first + step, night.n_epochs)
+    n = night.n_epochs
+    out = np.empty((n, model.config.n_classes), dtype=np.float32)
+    if n == 0:
+        return out
+    parts = []
+    for first in range(0, n, max(encode_epochs, 1)):
+        stop = min(first + encode_epochs, n)
         signals = {
-            m: torch.from_numpy(read_padded(night, first - context, stop, m))[None]
+            m: torch.from_numpy(read_padded(night, first, stop, m))[None].to(device)
             for m in model.config.modalities
         }
-        logits = model(signals)[0, context:]
-        out[first:stop] = torch.softmax(logits, dim=-1).numpy()
+        parts.append(model.embed_epochs(signals)[0])
+    embeddings = torch.cat([parts[0][:1].expand(context, -1), *parts])  # padded: first epoch repeated
+    step = max(chunk_epochs - context, 1)
+    for first in range(0, n, step):
+        stop = min(first + step, n)
+        logits = model.sequence_logits(embeddings[None, first : stop + context])[0, context:]
+        out[first:stop] = torch.softmax(logits, dim=-1).cpu().numpy()
     return out

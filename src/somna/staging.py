@@ -182,8 +182,8 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 """How a stager runs: torch checkpoints, or an ONNX export (fp32 or int8) run by onnxruntime."""
 
 
-def load_stager(path: str | Path, backend: str = "torch") -> SleepStager:
-    """Load a stager for scoring.
+def load_stager(path: str | Path, backend: str = "torch", threads: int = 2) -> SleepStager:
+    """Load a stager for scoring or streaming.
 
     Parameters
     ----------
@@ -191,6 +191,8 @@ def load_stager(path: str | Path, backend: str = "torch") -> SleepStager:
         ``torch``: a run folder, fold folder or checkpoint (:meth:`SleepStager.from_run`); ``onnx`` /
         ``onnx-int8``: a folder written by ``somna export --onnx`` (:func:`somna.export.load_onnx_stager`).
     backend : {"torch", "onnx", "onnx-int8"}
+    threads : int
+        onnxruntime intra-op threads (the torch backend uses torch's setting).
 
     Raises
     ------
@@ -202,5 +204,5 @@ def load_stager(path: str | Path, backend: str = "torch") -> SleepStager:
     if backend in ("onnx", "onnx-int8"):
         from somna.export import load_onnx_stager  # onnxruntime is only needed for this backend
 
-        return load_onnx_stager(path, "int8" if backend == "onnx-int8" else "fp32")
+        return load_onnx_stager(path, "int8" if backend == "onnx-int8" else "fp32", threads)
     raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")

@@ -59,6 +59,11 @@ class TrainConfig:
         Seeds weights, dropout and chunk order: same seed and data, same weights.
     threads : int
         Torch CPU threads.
+    device : str
+        Where a single-process run trains: ``"cpu"``, ``"cuda"`` (the current GPU; an error where none
+        is visible) or ``"auto"`` (the GPU when torch sees one, else the CPU). Under ``torchrun`` each
+        process takes ``cuda:LOCAL_RANK`` with NCCL, else the CPU. The same seed and data give the same
+        weights on the same kind of device; CPU and GPU runs differ by float rounding.
     """
 
     max_epochs: int = 30
@@ -70,6 +75,7 @@ class TrainConfig:
     class_weights: str = "sqrt"
     seed: int = 0
     threads: int = 2
+    device: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Iterator
@@ -31,7 +30,14 @@ from somna.training.checkpoint import load_checkpoint, save_checkpoint
 from somna.training.config import TrainConfig
 from somna.training.distributed import DistContext
 
-__all__ = ["TrainResult", "class_weights", "distributed_validation_scores", "records_of", "train_model"]
+__all__ = [
+    "TrainResult",
+    "class_weights",
+    "distributed_validation_scores",
+    "records_of",
+    "train_model",
+    "training_device",
+]
 
 
 @dataclass
@@ -91,9 +97,7 @@ def distributed_validation_scores(
     so the scores are those :func:`validation_scores` gives for the same weights, on every rank — and so
     every rank takes the same best-checkpoint and early-stopping decisions.
     """
-    # predict_night feeds CPU tensors: a GPU-trained model is scored through a CPU copy
-    scorer = model if model_device(model).type == "cpu" else copy.deepcopy(model).cpu()
-    mine = {k: _night_predictions(scorer, nights[k]) for k in range(ctx.rank, len(nights), ctx.world_size)}
+    mine = {k: _night_predictions(model, nights[k]) for k in range(ctx.rank, len(nights), ctx.world_size)}
     pooled = {k: v for part in distributed.all_gather_objects(mine) for k, v in part.items()}
     return _scores([pooled[k] for k in range(len(nights))])
 
@@ -103,15 +107,40 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def training_device(name: str, ctx: DistContext) -> torch.device:
+    """The device a run trains on: ``ctx``'s under ``torchrun``, else ``name`` (see ``TrainConfig.device``).
+
+    Raises
+    ------
+    SomnaError
+        If ``name`` is not ``"auto"``, ``"cpu"`` or ``"cuda"``, or asks for a GPU that torch does not see.
+    """
+    if ctx.active:
+        return ctx.device
+    if name not in ("auto", "cpu", "cuda"):
+        raise SomnaError(f"training device must be 'auto', 'cpu' or 'cuda', not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SomnaError(
+            "training device 'cuda' was asked for, but torch sees no GPU "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use 'auto' or 'cpu'"
+        )
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    # cuDNN's autotuner and non-deterministic kernels would break "same seed, same weights" on a GPU
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    return torch.device("cuda", torch.cuda.current_device())
+
+
 def _rank_seed(seed: int, rank: int, pass_index: int) -> int:
     """Seed of rank ``rank``'s own dropout stream from pass ``pass_index`` on (rank 0 keeps ``seed``'s)."""
     return int(np.random.SeedSequence([seed, rank, pass_index]).generate_state(1)[0])
 
 
-def _rng_state(ctx: DistContext) -> dict[str, torch.Tensor]:
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
     state = {"cpu": torch.get_rng_state()}
-    if ctx.device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
@@ -208,6 +237,7 @@ def train_model(
     train_nights = [load_night(cohort, r, label_set, modalities) for r in splits["train"]]
     val_nights = [load_night(cohort, r, label_set, modalities) for r in splits["validation"]]
 
+    device = training_device(train_config.device, ctx)
     torch.manual_seed(train_config.seed)
     model = SequenceStager(model_config)
     sampler = ChunkSampler(
@@ -216,13 +246,16 @@ def train_model(
     if ctx.active:
         # Every rank must draw its shares from the same global plan over the same training nights.
         distributed.check_same((splits, sampler.chunks, sampler.n_targets), "the training chunks")
-        model = distributed.convert_sync_batchnorm(model).to(ctx.device)
+        model = distributed.convert_sync_batchnorm(model)
+    model = model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
     )
     scheduler = _schedule(optimizer, train_config.max_epochs * len(sampler))
     weights = class_weights(train_nights, label_set.n_classes, train_config.class_weights)
-    loss_fn = nn.CrossEntropyLoss(weight=weights, ignore_index=UNSCORED)
+    loss_fn = nn.CrossEntropyLoss(
+        weight=None if weights is None else weights.to(device), ignore_index=UNSCORED
+    )
     preprocess = cohort.manifest["config"]["preprocess"]
     meta = {"train_config": asdict(train_config), "fold": fold.to_dict(), **(extra or {})}
 
@@ -241,6 +274,8 @@ def train_model(
             _restore_rank_rng(state, ctx, train_config.seed)
         else:
             torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
         history, best = state["history"], state["best_validation"]
         best_pass, since_best, start = state["best_pass"], state["since_best"], state["next_pass"]
         if progress:
@@ -289,6 +324,8 @@ def train_model(
                 batch_loss = loss.item() / ctx.world_size  # this rank's part of the global batch loss
             else:
                 signals, targets = batch
+                signals = {m: x.to(device, non_blocking=True) for m, x in signals.items()}
+                targets = targets.to(device, non_blocking=True)
                 logits = model(signals)
                 loss = loss_fn(logits.flatten(0, 1), targets.flatten())
                 if not torch.isfinite(loss):
@@ -317,6 +354,7 @@ def train_model(
             "pass": pass_index + 1,
             "loss": loss_sum / max(n_batches, 1),
             "train_s": train_s,
+            "validation_s": time.perf_counter() - t0 - train_s,
             "labelled_epochs_per_s": sampler.n_targets / train_s,
             "val_accuracy": scores["accuracy"],
             "val_macro_f1": scores["macro_f1"],
@@ -331,7 +369,10 @@ def train_model(
         else:
             since_best += 1
         stopped_early = since_best >= train_config.patience
-        rank_rng = {"rank_rng": distributed.all_gather_objects(_rng_state(ctx))} if ctx.active else {}
+        if ctx.active:
+            rank_rng = {"rank_rng": distributed.all_gather_objects(_rng_state(device))}
+        else:  # a GPU's dropout draws from its own generator: save it too, for an exact resume
+            rank_rng = {"cuda_rng": _rng_state(device)["cuda"]} if device.type == "cuda" else {}
         if ctx.main:
             save_checkpoint(
                 last_path,
