@@ -5,7 +5,9 @@ pushed in 1-s chunks through :class:`somna.streaming.StreamingStager` with the d
 20, embed 64, CNN width 16, batch norms folded as when a run is loaded; untrained weights take the same
 time as trained ones). Per-epoch latency is the time from the push of the chunk that completes an epoch
 to that epoch's result. Target: median < 10 ms on 2 CPU threads. The other chunks' push time
-(preprocessing only) is reported too.
+(preprocessing only) is reported too. With onnxruntime installed the same model is also exported
+(``somna.export.export_onnx``, fp32 and int8) and streamed through each graph pair (``somna stream
+--backend onnx|onnx-int8``), as an edge device would run it.
 
 Run: ``.venv/bin/python benchmarks/streaming_latency.py [--hours 8] [--threads 2] [--sfreq 100]``
 Writes ``benchmarks/results/streaming_latency.json`` (one entry per thread count measured).
@@ -14,6 +16,7 @@ Writes ``benchmarks/results/streaming_latency.json`` (one entry per thread count
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -34,9 +37,10 @@ from somna.demo import DEMO_EXPERIMENT
 from somna.io import read_psg
 from somna.models import SequenceStager
 from somna.stages import AASM
-from somna.staging import SleepStager
+from somna.staging import SleepStager, load_stager
 from somna.streaming import StreamingStager
 from somna.synth import write_synthetic_cohort
+from somna.training.checkpoint import save_checkpoint
 
 
 def _measure(stager: SleepStager, signals: dict, sfreq: dict, chunk_s: float) -> dict[str, float]:
@@ -90,7 +94,8 @@ def main() -> None:
 
     config = DEMO_EXPERIMENT.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, AASM.n_classes)
     torch.manual_seed(0)
-    model = SequenceStager(config).for_inference()
+    trained_form = SequenceStager(config)  # as a checkpoint holds it, for the ONNX export below
+    model = copy.deepcopy(trained_form).for_inference()
     preprocess = asdict(PreprocessConfig(filter="causal", normalise="running", trim_wake_min=None))
     stager = SleepStager([{"model": model}], "aasm", config.modalities, preprocess)
 
@@ -101,6 +106,23 @@ def main() -> None:
         # Other jobs on shared cores make multi-threaded torch wait on each other: record the load.
         runs[f"threads_{threads}"]["load_average_1min_after"] = round(os.getloadavg()[0], 2)
         print(f"{threads} thread(s): {json.dumps(runs[f'threads_{threads}'])}")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("onnxruntime is not installed: ONNX backends not measured")
+    else:
+        from somna.export import export_onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = save_checkpoint(Path(tmp) / "model.pt", trained_form.eval(), AASM, preprocess)
+            export_onnx(checkpoint, Path(tmp) / "onnx", int8=True)
+            for backend in ("onnx", "onnx-int8"):
+                for threads in args.threads:
+                    onnx_stager = load_stager(Path(tmp) / "onnx", backend, threads=threads)
+                    key = f"{backend.replace('-', '_')}_threads_{threads}"
+                    runs[key] = _measure(onnx_stager, signals, sfreq, args.chunk_s)
+                    runs[key]["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+                    print(f"{backend}, {threads} thread(s): {json.dumps(runs[key])}")
     write_result(
         "streaming_latency",
         {

@@ -311,7 +311,9 @@ def test_stream_command_prints_every_epoch_and_writes_csv(
     assert main(["export", str(checkpoint), "--onnx", "--out", str(tmp_path / "onnx")]) == 0
     stream = ["stream", str(psg), "--model", str(tmp_path / "onnx"), "--backend", "onnx", "--chunk-s", "7"]
     assert main([*stream, "--out", str(tmp_path / "onnx.csv")]) == 0
-    assert f"{n_epochs} epochs; latency per epoch: median" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"stream with: somna stream PSG.edf --model {tmp_path / 'onnx'} --backend onnx" in out
+    assert f"{n_epochs} epochs; latency per epoch: median" in out
     onnx_lines = (tmp_path / "onnx.csv").read_text().splitlines()
     assert onnx_lines[0] == lines[0] and len(onnx_lines) == len(lines)
     table = np.array([[float(v) for v in row.split(",")[3:]] for row in lines[1:]])

@@ -227,7 +227,10 @@ def _cmd_export(args: argparse.Namespace) -> None:
     manifest = export_onnx(args.run, out, int8=args.int8)
     for name, size in manifest["file_bytes"].items():
         print(f"  {out / name}  {size / 1024:.0f} KiB")
-    print(f"score with: somna score PSG.edf --model {out} --backend {'onnx-int8' if args.int8 else 'onnx'}")
+    backend = "onnx-int8" if args.int8 else "onnx"
+    print(f"score with: somna score PSG.edf --model {out} --backend {backend}")
+    if manifest["preprocess"].get("filter") == "causal":  # trained on streamable preprocessing
+        print(f"stream with: somna stream PSG.edf --model {out} --backend {backend}")
 
 
 def _cmd_metrics(args: argparse.Namespace) -> None:

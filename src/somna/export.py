@@ -190,6 +190,8 @@ class OnnxSequenceModel:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
+        # no busy-waiting between runs: scoring does its own work between graph calls on the same cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.sessions = {}
         for graph in GRAPHS:
             try:

@@ -13,7 +13,7 @@ __all__ = ["predict_night"]
 
 @torch.no_grad()
 def predict_night(
-    model: SequenceStager, night: NightArrays, chunk_epochs: int = 1024, encode_epochs: int = 256
+    model: SequenceStager, night: NightArrays, chunk_epochs: int = 1024, encode_epochs: int = 128
 ) -> np.ndarray:
     """Stage probabilities of every epoch of a night.
 
