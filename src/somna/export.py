@@ -64,19 +64,26 @@ def _export_graph(
     module: torch.nn.Module, example: tuple[torch.Tensor, ...], names: list[str], output: str, path: Path
 ) -> None:
     n_epochs = torch.export.Dim("n_epochs", min=2, max=1_000_000)  # 1 would be specialised away; 1 runs
-    # The exporter prints its progress and warns about its own internals; keep the command's output clean.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            module,
-            example,
-            input_names=names,
-            output_names=[output],
-            dynamic_shapes=(tuple({1: n_epochs} for _ in names),),  # one entry: the positional *inputs
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
+    # The exporter prints its progress and warns about its own internals (e.g. "torchvision is not
+    # installed" on stderr through its logger); keep the command's output clean.
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                example,
+                input_names=names,
+                output_names=[output],
+                dynamic_shapes=(tuple({1: n_epochs} for _ in names),),  # one entry: the positional *inputs
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+    finally:
+        exporter_log.setLevel(level)
     atomic_write(path, lambda tmp: program.save(str(tmp), external_data=False))
 
 

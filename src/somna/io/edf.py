@@ -328,8 +328,8 @@ def read_psg(
                 f"{_MAX_HZ:g} Hz any PSG uses (corrupt header?)",
                 path,
             )
-        rows = []
-        for sig in chosen:
+        rows: np.ndarray | None = None  # filled row by row: no stacking copy of a night's samples
+        for i, sig in enumerate(chosen):
             _check_calibration(sig, path)
             factor, guessed = _unit_factor(sig.physical_dimension)
             if guessed:
@@ -338,8 +338,10 @@ def read_psg(
                 data = np.asarray(sig.data, dtype=np.float64)
             except (ValueError, OSError) as err:
                 raise EDFReadError(f"cannot read the samples of {sig.label!r}: {err}", path) from None
-            rows.append(data * factor)
-        signals[modality] = np.vstack(rows)
+            if rows is None:
+                rows = np.empty((len(chosen), data.size), dtype=np.float64)
+            np.multiply(data, factor, out=rows[i])  # same rate, same record count: same length
+        signals[modality] = rows
         sfreq[modality] = rate
         names[modality] = [sig.label for sig in chosen]
     try:

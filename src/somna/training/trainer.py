@@ -102,11 +102,6 @@ def distributed_validation_scores(
     return _scores([pooled[k] for k in range(len(nights))])
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the model's first parameter."""
-    return next(model.parameters()).device
-
-
 def training_device(name: str, ctx: DistContext) -> torch.device:
     """The device a run trains on: ``ctx``'s under ``torchrun``, else ``name`` (see ``TrainConfig.device``).
 
