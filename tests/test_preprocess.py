@@ -76,6 +76,7 @@ def test_robust_scale_centres_scales_and_clips() -> None:
         (700, 100.0, (0.3, 35.0)),
         (256 * 600, 256.0, (0.3, 35.0)),
         (200 * 120, 200.0, (10.0, 90.0)),
+        (512 * 300, 512.0, (0.3, 35.0)),  # a 5,633-tap filter: larger overlap-add blocks
     ],
 )
 def test_fir_bandpass_equals_mne_filter_data(n_times: int, sfreq: float, band: tuple[float, float]) -> None:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 
 import mne
 import numpy as np
-from scipy import fft as sp_fft
-from scipy.signal import oaconvolve, resample_poly
+import torch
+from scipy.signal import resample_poly
 
 __all__ = ["bandpass_resample", "emg_envelope", "fir_bandpass", "resample", "set_filter_threads"]
 
 _FILTER_THREADS = -1
-"""Threads of the FFTs behind :func:`fir_bandpass` (-1: every core); see :func:`set_filter_threads`."""
+"""Threads of the FFTs behind :func:`fir_bandpass` (-1: torch's setting); see :func:`set_filter_threads`."""
 
 
 def set_filter_threads(n_threads: int) -> None:
-    """Threads :func:`fir_bandpass` may use in this process (-1: every core).
+    """Threads :func:`fir_bandpass` may use in this process (-1: torch's own setting).
 
     Worker processes that each preprocess one night (``somna prepare``, batch ``somna score``) set 1,
     so that N workers do not start N threads each.
@@ -25,15 +27,63 @@ def set_filter_threads(n_threads: int) -> None:
     _FILTER_THREADS = n_threads
 
 
+@contextmanager
+def _filter_threads() -> Iterator[None]:
+    wanted, current = _FILTER_THREADS, torch.get_num_threads()
+    if wanted <= 0 or wanted == current:
+        yield
+        return
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(current)
+
+
+def _overlap_add(x: torch.Tensor, h: torch.Tensor, group: int = 64) -> torch.Tensor:
+    """Full linear convolution of each row of ``x`` (rows, n) with ``h`` by overlap-add FFTs.
+
+    ``group`` blocks at a time go through one batched real FFT, so a night's channels are filtered in
+    a few dozen FFT calls instead of thousands, with intermediates small enough to stay in cache.
+    ``n`` must be a multiple of :func:`_block_step` (pad with zeros).
+    """
+    n_taps, (rows, n) = h.numel(), x.shape
+    block, step = _block_size(n_taps), _block_step(n_taps)
+    n_blocks = n // step
+    segments = x.view(rows, n_blocks, step)
+    response = torch.fft.rfft(h, block)
+    out = torch.empty(rows, n + n_taps - 1)
+    carry = torch.zeros(rows, n_taps - 1)  # the previous block's tail, spilling into this one
+    for first in range(0, n_blocks, group):
+        y = torch.fft.irfft(torch.fft.rfft(segments[:, first : first + group], block) * response, block)
+        count = y.shape[1]
+        heads = out[:, first * step : (first + count) * step].view(rows, count, step)
+        heads.copy_(y[..., :step])
+        heads[:, 1:, : n_taps - 1].add_(y[:, :-1, step:])
+        heads[:, 0, : n_taps - 1].add_(carry)
+        carry = y[:, -1, step:]
+    out[:, n:] = carry
+    return out
+
+
+def _block_size(n_taps: int) -> int:
+    return max(8192, 1 << (4 * (n_taps - 1)).bit_length())  # a block's tail spills into the next only
+
+
+def _block_step(n_taps: int) -> int:
+    return _block_size(n_taps) - n_taps + 1
+
+
 def fir_bandpass(signal: np.ndarray, sfreq: float, l_freq: float, h_freq: float) -> np.ndarray:
-    """Zero-phase FIR band-pass: MNE's default filter design, applied in float32 with SciPy's FFT.
+    """Zero-phase FIR band-pass: MNE's default filter design, applied in float32 with batched FFTs.
 
     The filter is :func:`mne.filter.create_filter`'s default (windowed-sinc "firwin" design, Hamming
     window, automatic transition bands and length), and the edges are padded as
     :func:`mne.filter.filter_data` pads them (``"reflect_limited"``: odd reflection, no further than the
     signal), so the output equals ``filter_data``'s to float32 precision (about 1e-6 of
-    the signal's range). Convolving every channel at once in float32 with overlap-add FFTs on all cores
-    makes a night's EEG about twice as fast to filter as ``filter_data``'s per-channel float64 loop.
+    the signal's range). Convolving every channel at once in float32 with overlap-add FFTs, all blocks
+    of a night in one batched transform (torch's FFT), filters a night's EEG about four times as fast
+    as ``filter_data``'s per-channel float64 loop.
 
     Parameters
     ----------
@@ -51,13 +101,18 @@ def fir_bandpass(signal: np.ndarray, sfreq: float, l_freq: float, h_freq: float)
     h = mne.filter.create_filter(None, sfreq, l_freq, h_freq, verbose="error").astype(np.float32)
     n_times, n_taps = x.shape[-1], h.size
     n_edge = max(min(n_taps, n_times) - 1, 0)  # never more than the signal: no zeros beyond
-    padded = np.concatenate(
-        [2 * x[..., :1] - x[..., n_edge:0:-1], x, 2 * x[..., -1:] - x[..., -2 : -n_edge - 2 : -1]], axis=-1
-    )
-    with sp_fft.set_workers(_FILTER_THREADS):
-        full = oaconvolve(padded, h[None, :], mode="full", axes=-1)
+    rows = x.reshape(-1, n_times)
+    step = _block_step(n_taps)
+    n_padded = n_times + 2 * n_edge
+    padded = np.zeros((rows.shape[0], -(-n_padded // step) * step), dtype=np.float32)  # whole blocks
+    padded[:, :n_edge] = 2 * rows[:, :1] - rows[:, n_edge:0:-1]
+    padded[:, n_edge : n_edge + n_times] = rows
+    padded[:, n_edge + n_times : n_padded] = 2 * rows[:, -1:] - rows[:, -2 : -n_edge - 2 : -1]
+    with _filter_threads(), torch.no_grad():
+        full = _overlap_add(torch.from_numpy(padded), torch.from_numpy(h))
     shift = (n_taps - 1) // 2 + n_edge
-    return np.ascontiguousarray(full[..., shift : shift + n_times], dtype=np.float32)
+    kept = full[:, shift : shift + n_times].numpy().reshape(*x.shape[:-1], n_times)
+    return np.ascontiguousarray(kept, dtype=np.float32)
 
 
 def resample(signal: np.ndarray, sfreq: float, target_sfreq: float) -> np.ndarray:
