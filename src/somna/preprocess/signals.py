@@ -82,8 +82,8 @@ def fir_bandpass(signal: np.ndarray, sfreq: float, l_freq: float, h_freq: float)
     :func:`mne.filter.filter_data` pads them (``"reflect_limited"``: odd reflection, no further than the
     signal), so the output equals ``filter_data``'s to float32 precision (about 1e-6 of
     the signal's range). Convolving every channel at once in float32 with overlap-add FFTs, all blocks
-    of a night in one batched transform (torch's FFT), filters a night's EEG about four times as fast
-    as ``filter_data``'s per-channel float64 loop.
+    of a night in a few batched transforms (torch's FFT), filters an 8-h night's two EEG channels in
+    about a third of the time of ``filter_data``'s per-channel float64 loop (33 vs 112 ms, 2 threads).
 
     Parameters
     ----------
