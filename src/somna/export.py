@@ -144,27 +144,21 @@ def export_onnx(run: str | Path, out_dir: str | Path, int8: bool = False) -> dic
     stager = SleepStager.from_run(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    members = []
+    members, written = [], []  # written: this export's files (not older ones in the folder)
     for i, member in enumerate(stager.members):
         files = {}
         for role, model in member.items():
             stem = role if len(stager.members) == 1 else f"fold_{i:02d}_{role}"
             fp32 = _export_one(model, out / stem)
             files[role] = {"fp32": fp32, "model_config": model.config.to_dict()}
+            written += fp32.values()
             if int8:
                 files[role]["int8"] = {g: name.replace(".onnx", ".int8.onnx") for g, name in fp32.items()}
                 for graph in GRAPHS:
                     _quantise(out / fp32[graph], out / files[role]["int8"][graph])
+                written += files[role]["int8"].values()
         members.append(files)
-    written = [
-        name
-        for files in members
-        for entry in files.values()
-        for p in ("fp32", "int8")
-        if p in entry
-        for name in entry[p].values()
-    ]
-    sizes = {name: (out / name).stat().st_size for name in sorted(written)}  # not older files there
+    sizes = {name: (out / name).stat().st_size for name in sorted(written)}
     manifest = {
         "format": _FORMAT,
         "task": stager.task,
