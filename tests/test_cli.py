@@ -92,3 +92,15 @@ def test_train_device_option_reaches_training(
     err = capsys.readouterr().err
     assert "training device 'cuda' was asked for, but torch sees no GPU" in err
     assert not list(out.rglob("*.pt"))
+
+
+def test_backend_choices_follow_the_stagers_backends() -> None:
+    import argparse
+
+    from somna.cli import _add_backend_argument
+    from somna.staging import BACKENDS
+
+    parser = argparse.ArgumentParser()
+    _add_backend_argument(parser)
+    action = next(a for a in parser._actions if a.dest == "backend")
+    assert tuple(action.choices) == BACKENDS

@@ -250,6 +250,16 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     run_demo(Path(args.out), n_subjects=args.subjects, seed=args.seed, workers=args.workers)
 
 
+def _add_backend_argument(p: argparse.ArgumentParser) -> None:
+    """--backend of `score` and `stream` (somna.staging.BACKENDS; not imported here: it loads torch)."""
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx", "onnx-int8"],
+        default="torch",
+        help="torch: --model is a run folder or checkpoint; onnx/onnx-int8: a folder from `somna export`",
+    )
+
+
 def _add_channel_arguments(p: argparse.ArgumentParser) -> None:
     """--eeg/--eog/--emg, the channel mapping of `score` and `stream` (somna.scoring.channel_spec)."""
     p.add_argument(
@@ -444,12 +454,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="score again nights whose output folder holds a complete result"
     )
-    p.add_argument(
-        "--backend",
-        choices=["torch", "onnx", "onnx-int8"],
-        default="torch",
-        help="torch: --model is a run folder or checkpoint; onnx/onnx-int8: a folder from `somna export`",
-    )
+    _add_backend_argument(p)
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser(
@@ -468,12 +473,7 @@ def _build_parser() -> argparse.ArgumentParser:
         required=True,
         help="run folder or checkpoint of a streamable model (--backend onnx: its `somna export` folder)",
     )
-    p.add_argument(
-        "--backend",
-        choices=["torch", "onnx", "onnx-int8"],
-        default="torch",
-        help="torch: --model is a run folder or checkpoint; onnx/onnx-int8: a folder from `somna export`",
-    )
+    _add_backend_argument(p)
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--realtime", action="store_true", help="replay at real time (30 s per epoch)")
     pace.add_argument("--speed", type=float, default=None, help="replay at this many times real time")
