@@ -545,9 +545,9 @@ def check_recording(rec: Recording) -> None:
     for modality, data in rec.signals.items():
         rate = rec.sfreq.get(modality)
         names = rec.channel_names.get(modality, [])
-        if not isinstance(data, np.ndarray) or data.dtype != np.float64:
+        if not isinstance(data, np.ndarray) or data.dtype != np.float32:
             raise InvariantError(
-                f"{modality}: not a float64 array ({type(data)}, {getattr(data, 'dtype', '')})"
+                f"{modality}: not a float32 array ({type(data)}, {getattr(data, 'dtype', '')})"
             )
         if data.ndim != 2 or data.shape[0] != len(names) or data.shape[1] == 0:
             raise InvariantError(f"{modality}: shape {data.shape} for channels {names}")

@@ -16,8 +16,8 @@ from pathlib import Path
 import edfio
 import numpy as np
 
-from somna.errors import ChannelError, EDFReadError
-from somna.io.recording import SLEEP_EDF_CHANNELS, ChannelSpec, Recording, check_signals
+from somna.errors import ChannelError, EDFReadError, SignalQualityError
+from somna.io.recording import SLEEP_EDF_CHANNELS, ChannelSpec, Recording
 from somna.io.sleepedf import parse_sleep_edf_name
 
 __all__ = ["MIN_EEG_EOG_HZ", "MIN_HZ", "read_psg"]
@@ -213,6 +213,19 @@ def _check_calibration(sig: edfio.EdfSignal, path: Path) -> None:
         raise EDFReadError(f"corrupt EDF header: {problem} for {sig.label!r}", path)
 
 
+def _calibrate_into(out: np.ndarray, digital: np.ndarray, sig: edfio.EdfSignal, factor: float) -> None:
+    """Physical values of ``digital`` samples, in µV, written into ``out`` (float32) in one pass.
+
+    The EDF calibration (the straight line through (digital min, physical min) and (digital max,
+    physical max)) and the unit factor folded into one gain and offset. EDF samples are 16-bit
+    integers, so float32 holds them with 8 bits to spare.
+    """
+    gain = (sig.physical_max - sig.physical_min) / (sig.digital_max - sig.digital_min)
+    offset = sig.physical_min - gain * sig.digital_min
+    np.multiply(digital, np.float32(gain * factor), out=out, casting="unsafe")
+    out += np.float32(offset * factor)
+
+
 def _unit_factor(unit: str) -> tuple[float, bool]:
     key = unit.strip().lower()
     if key in _TO_MICROVOLT:
@@ -258,7 +271,8 @@ def read_psg(
     Returns
     -------
     Recording
-        Signals in µV (float64), per modality of shape (n_channels, n_samples), at the file's rates.
+        Signals in µV (float32: EDF stores 16-bit integers), per modality of shape (n_channels,
+        n_samples), at the file's rates.
         Physical dimensions ``uV``/``µV``, ``nV``, ``mV`` and ``V`` are converted to µV; a channel
         with an empty or unknown dimension is assumed to be in µV already and listed in
         ``extra["assumed_microvolt"]``. Sleep-EDF names fill ``subject`` (``"SC00"``), ``night``
@@ -335,12 +349,20 @@ def read_psg(
             if guessed:
                 assumed.append(sig.label)
             try:
-                data = np.asarray(sig.data, dtype=np.float64)
+                digital = sig.digital
             except (ValueError, OSError) as err:
                 raise EDFReadError(f"cannot read the samples of {sig.label!r}: {err}", path) from None
             if rows is None:
-                rows = np.empty((len(chosen), data.size), dtype=np.float64)
-            np.multiply(data, factor, out=rows[i])  # same rate, same record count: same length
+                rows = np.empty((len(chosen), digital.size), dtype=np.float32)
+            _calibrate_into(rows[i], digital, sig, factor)
+            if digital.size == 0:
+                raise SignalQualityError(f"{modality} channel {sig.label!r} has no samples", path)
+            if digital.min() == digital.max():
+                raise SignalQualityError(
+                    f"{modality} channel {sig.label!r} is flat: every sample equals {rows[i, 0]:g} over the "
+                    "whole recording (electrode disconnected or signal not recorded)",
+                    path,
+                )
         signals[modality] = rows
         sfreq[modality] = rate
         names[modality] = [sig.label for sig in chosen]
@@ -359,5 +381,4 @@ def read_psg(
         study=night.study if night else None,
         extra={"assumed_microvolt": assumed, "anonymised_date": anonymised},
     )
-    check_signals(recording)
-    return recording
+    return recording  # checked as check_signals would: calibrated integers are always finite

@@ -37,7 +37,7 @@ class Recording:
         The PSG file.
     signals : dict of str to np.ndarray
         Per modality (``"eeg"``, ``"eog"``, ``"emg"``), an array of shape (n_channels, n_samples)
-        in µV, float64.
+        in µV (float32 from :func:`somna.io.read_psg`; float64 works as well).
     sfreq : dict of str to float
         Sampling rate of each modality in Hz (all channels of one modality share it).
     channel_names : dict of str to list of str
@@ -77,8 +77,9 @@ class Recording:
 def check_signals(recording: Recording) -> None:
     """Refuse signals that cannot be staged: empty, non-finite or flat channels.
 
-    Called by :func:`somna.io.edf.read_psg` on every file it reads, and by preprocessing on
-    recordings built in memory, so that both paths reject the same inputs.
+    Called by preprocessing on every recording, including those built in memory;
+    :func:`somna.io.edf.read_psg` refuses empty and flat channels the same way while reading (on the
+    file's integers, which cannot be non-finite).
 
     Parameters
     ----------
@@ -105,9 +106,10 @@ def check_signals(recording: Recording) -> None:
             where = f"{modality} channel {name!r}"
             if channel.size == 0:
                 raise SignalQualityError(f"{where} has no samples", recording.path)
-            # One cheap pass first: NaN/inf anywhere make the sum non-finite (so can huge finite values).
+            # One cheap pass first: NaN/inf anywhere make the sum non-finite (so can huge finite values,
+            # or a float32 sum that overflows: the exact check below settles those).
             with np.errstate(over="ignore", invalid="ignore"):
-                suspect = not np.isfinite(channel.sum(dtype=np.float64))
+                suspect = not np.isfinite(channel.sum())
             if suspect and not (finite := np.isfinite(channel)).all():
                 bad = int(channel.size - np.count_nonzero(finite))
                 first = int(np.argmin(finite))

@@ -10,9 +10,9 @@ from somna.config import PreprocessConfig
 from somna.errors import SignalQualityError
 from somna.hypnogram import Hypnogram, sleep_period_bounds
 from somna.io.recording import MODALITIES, Recording, check_signals
-from somna.preprocess.normalise import robust_scale
+from somna.preprocess.normalise import robust_scale_epochs
 from somna.preprocess.online import ModalityStream, RunningRobustScaler
-from somna.preprocess.signals import bandpass_resample, emg_envelope
+from somna.preprocess.signals import bandpass_resample, emg_envelope, preprocess_threads
 from somna.stages import AASM, RK, UNSCORED, convert
 
 __all__ = ["EpochedNight", "preprocess_night"]
@@ -104,10 +104,14 @@ def _modality_epochs(
         span = None
         if reference is not None:
             span = slice((reference[0] - first) * per_epoch, (reference[1] - first) * per_epoch)
-        scaled, _, _ = robust_scale(kept, clip=config.clip, reference=span)
+        # `kept` is preprocessing's own work array (filter output, envelope, causal epochs): where
+        # it is float32 with contiguous rows, it is scaled in place (no second copy of the night)
+        in_place = kept.dtype == np.float32 and kept.strides[-1] == kept.itemsize
+        return robust_scale_epochs(
+            kept, per_epoch, config.clip, span, threads=preprocess_threads(), overwrite=in_place
+        )
     except ValueError as err:
         raise SignalQualityError(f"{modality.upper()} {err}", recording.path) from None
-    return scaled.reshape(scaled.shape[0], n_epochs, per_epoch).transpose(1, 0, 2).copy()
 
 
 def _zero_phase_kept(

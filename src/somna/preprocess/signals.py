@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -11,20 +12,33 @@ import numpy as np
 import torch
 from scipy.signal import resample_poly
 
-__all__ = ["bandpass_resample", "emg_envelope", "fir_bandpass", "resample", "set_filter_threads"]
+__all__ = [
+    "bandpass_resample",
+    "emg_envelope",
+    "fir_bandpass",
+    "preprocess_threads",
+    "resample",
+    "set_filter_threads",
+]
 
 _FILTER_THREADS = -1
 """Threads of the FFTs behind :func:`fir_bandpass` (-1: torch's setting); see :func:`set_filter_threads`."""
 
 
 def set_filter_threads(n_threads: int) -> None:
-    """Threads :func:`fir_bandpass` may use in this process (-1: torch's own setting).
+    """Threads preprocessing may use in this process (-1: torch's own setting): the FFTs of
+    :func:`fir_bandpass` and the per-channel normalisation (:func:`preprocess_threads`).
 
     Worker processes that each preprocess one night (``somna prepare``, batch ``somna score``) set 1,
     so that N workers do not start N threads each.
     """
     global _FILTER_THREADS
     _FILTER_THREADS = n_threads
+
+
+def preprocess_threads() -> int:
+    """Threads preprocessing uses now: the :func:`set_filter_threads` setting, else torch's."""
+    return _FILTER_THREADS if _FILTER_THREADS > 0 else torch.get_num_threads()
 
 
 @contextmanager
@@ -41,29 +55,29 @@ def _filter_threads() -> Iterator[None]:
 
 
 def _overlap_add(x: torch.Tensor, h: torch.Tensor, group: int = 64) -> torch.Tensor:
-    """Full linear convolution of each row of ``x`` (rows, n) with ``h`` by overlap-add FFTs.
+    """Linear convolution of each row of ``x`` (rows, n) with ``h`` by overlap-add FFTs, in place.
 
-    ``group`` blocks at a time go through one batched real FFT, so a night's channels are filtered in
-    a few dozen FFT calls instead of thousands, with intermediates small enough to stay in cache.
-    ``n`` must be a multiple of :func:`_block_step` (pad with zeros).
+    Output sample ``i`` is the full convolution's sample ``i`` (its last ``len(h) - 1`` samples, which
+    spill past ``n``, are dropped), written over ``x``: each group of blocks is transformed before
+    its output overwrites it, and the tail that spills into the next group waits in ``carry`` until
+    that group has been transformed. ``group`` blocks at a time go through one batched real FFT, so a
+    night's channels are filtered in a few dozen FFT calls instead of thousands, with intermediates
+    small enough to stay in cache. ``n`` must be a multiple of :func:`_block_step` (pad with zeros).
     """
     n_taps, (rows, n) = h.numel(), x.shape
     block, step = _block_size(n_taps), _block_step(n_taps)
     n_blocks = n // step
     segments = x.view(rows, n_blocks, step)
     response = torch.fft.rfft(h, block)
-    out = torch.empty(rows, n + n_taps - 1)
-    carry = torch.zeros(rows, n_taps - 1)  # the previous block's tail, spilling into this one
+    carry = torch.zeros(rows, n_taps - 1)  # the previous group's tail, spilling into this one
     for first in range(0, n_blocks, group):
         y = torch.fft.irfft(torch.fft.rfft(segments[:, first : first + group], block) * response, block)
-        count = y.shape[1]
-        heads = out[:, first * step : (first + count) * step].view(rows, count, step)
+        heads = segments[:, first : first + y.shape[1]]
         heads.copy_(y[..., :step])
         heads[:, 1:, : n_taps - 1].add_(y[:, :-1, step:])
         heads[:, 0, : n_taps - 1].add_(carry)
         carry = y[:, -1, step:]
-    out[:, n:] = carry
-    return out
+    return x
 
 
 def _block_size(n_taps: int) -> int:
@@ -96,23 +110,33 @@ def fir_bandpass(signal: np.ndarray, sfreq: float, l_freq: float, h_freq: float)
     Returns
     -------
     np.ndarray of float32, shape (n_channels, n_samples)
+        Each row contiguous; rows may be views into a slightly longer work buffer.
     """
     x = np.asarray(signal, dtype=np.float32)
-    h = mne.filter.create_filter(None, sfreq, l_freq, h_freq, verbose="error").astype(np.float32)
-    n_times, n_taps = x.shape[-1], h.size
+    h = _firwin_design(float(sfreq), float(l_freq), float(h_freq))
+    n_times, n_taps = x.shape[-1], h.numel()
     n_edge = max(min(n_taps, n_times) - 1, 0)  # never more than the signal: no zeros beyond
     rows = x.reshape(-1, n_times)
     step = _block_step(n_taps)
     n_padded = n_times + 2 * n_edge
-    padded = np.zeros((rows.shape[0], -(-n_padded // step) * step), dtype=np.float32)  # whole blocks
+    padded = np.empty((rows.shape[0], -(-n_padded // step) * step), dtype=np.float32)  # whole blocks
     padded[:, :n_edge] = 2 * rows[:, :1] - rows[:, n_edge:0:-1]
     padded[:, n_edge : n_edge + n_times] = rows
     padded[:, n_edge + n_times : n_padded] = 2 * rows[:, -1:] - rows[:, -2 : -n_edge - 2 : -1]
+    padded[:, n_padded:] = 0.0
     with _filter_threads(), torch.no_grad():
-        full = _overlap_add(torch.from_numpy(padded), torch.from_numpy(h))
+        _overlap_add(torch.from_numpy(padded), h)
     shift = (n_taps - 1) // 2 + n_edge
-    kept = full[:, shift : shift + n_times].numpy().reshape(*x.shape[:-1], n_times)
-    return np.ascontiguousarray(kept, dtype=np.float32)
+    return padded[:, shift : shift + n_times].reshape(*x.shape[:-1], n_times)  # rows of the buffer
+
+
+@functools.lru_cache(maxsize=32)
+def _firwin_design(sfreq: float, l_freq: float, h_freq: float) -> torch.Tensor:
+    """MNE's default FIR band-pass for these edges, float32, designed once per process (not to be
+    modified: it is shared)."""
+    return torch.from_numpy(
+        mne.filter.create_filter(None, sfreq, l_freq, h_freq, verbose="error").astype(np.float32)
+    )
 
 
 def resample(signal: np.ndarray, sfreq: float, target_sfreq: float) -> np.ndarray:
