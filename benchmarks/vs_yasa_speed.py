@@ -11,7 +11,9 @@ in the same run on the same machine (median of ``--repeats`` runs each, after on
 For the torch backend the time is also split into reading the EDF, staging (the model alone, on the
 preprocessed night) and the rest (sleep-window guess, filtering, normalisation, metrics).
 Weights do not change the time; without ``--model`` a default-size model with random weights is saved
-as a checkpoint and scored like a trained one (said in the JSON). Target (issue: streaming, edge and
+as a checkpoint and scored like a trained one (said in the JSON). ``--compare-width W`` (default 8)
+also times the same design with a CNN of width W (random weights, the measured model's
+preprocessing), to show what a narrower encoder would buy. Target (issue: streaming, edge and
 benchmarks): somna ≥ 10× faster.
 
 Run: ``.venv/bin/python benchmarks/vs_yasa_speed.py [--model runs/demo/model] [--repeats 3]``
@@ -25,6 +27,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +82,16 @@ def _model_path(model: Path | None, work: Path) -> tuple[Path, str]:
     return path, "random (default-size model; weights do not change the time)"
 
 
+def _width_stager(width: int, preprocess: dict, work: Path) -> SleepStager:
+    """A model of the default design at another CNN width, random weights (the time does not depend on
+    them), with the measured model's preprocessing."""
+    config = DEMO_EXPERIMENT.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, 5)
+    torch.manual_seed(0)
+    model = SequenceStager(replace(config, cnn_width=width)).eval()
+    path = save_checkpoint(work / f"random-width{width}.pt", model, AASM, preprocess)
+    return SleepStager.from_run(path)
+
+
 def _onnx_stager(model: Path, work: Path) -> SleepStager | None:
     try:
         import onnxruntime  # noqa: F401
@@ -111,6 +124,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/somna-bench/vs-yasa"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--compare-width",
+        type=int,
+        default=8,
+        help="also time a model whose CNN has this width (random weights; 0: skip)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     nights = {}
@@ -122,6 +141,7 @@ def main() -> None:
     model_path, weights = _model_path(args.model, args.work)
     stager = SleepStager.from_run(model_path)
     onnx = _onnx_stager(model_path, args.work)
+    narrow = _width_stager(args.compare_width, stager.preprocess, args.work) if args.compare_width else None
     rows = {}
     for label, psg in nights.items():
         row: dict[str, object] = {"psg": psg.name}
@@ -144,6 +164,11 @@ def main() -> None:
             onnx_s = _median_time(lambda p=psg: score_psg(p, onnx), args.repeats)
             row |= {"somna_onnx_s": onnx_s, "speedup_onnx": yasa_s / onnx_s}
             line += f", somna ONNX {onnx_s:.2f} s ({yasa_s / onnx_s:.1f}x)"
+        if narrow is not None:
+            key = f"width{args.compare_width}"
+            narrow_s = _median_time(lambda p=psg: score_psg(p, narrow), args.repeats)
+            row |= {f"somna_{key}_s": narrow_s, f"speedup_{key}": yasa_s / narrow_s}
+            line += f", somna CNN width {args.compare_width} {narrow_s:.2f} s ({yasa_s / narrow_s:.1f}x)"
         rows[label] = row
         print(f"{line}, YASA {yasa_s:.2f} s")
     best = [max(r["speedup"], r.get("speedup_onnx", 0.0)) for r in rows.values()]  # type: ignore[type-var]
@@ -153,6 +178,8 @@ def main() -> None:
             "nights": rows,
             "model": weights,
             "threads": args.threads,
+            "compare_width": args.compare_width or None,
+            "preprocess_stats_samples": stager.preprocess["stats_samples"],
             "target_speedup": 10.0,
             "meets_target": all(b >= 10 for b in best),
         },

@@ -59,6 +59,18 @@ def test_sc_layout_keeps_native_rates_and_values(sc_psg):
     assert (rec.study, rec.subject, rec.night) == ("SC", "SC00", 1)
 
 
+def test_samples_are_float32_and_equal_mne_calibration(sc_psg):
+    import mne
+
+    path, _ = sc_psg
+    rec = read_psg(path)
+    assert all(data.dtype == np.float32 for data in rec.signals.values())
+    raw = mne.io.read_raw_edf(path, include=["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal"], verbose="error")
+    expected = raw.get_data() * 1e6  # MNE: volts, from the same digital samples and ranges
+    got = np.vstack([rec.signals["eeg"], rec.signals["eog"]])
+    assert np.abs(got - expected).max() <= 1e-6 * np.abs(expected).max()
+
+
 def test_st_layout_with_100hz_emg_and_aliases(tmp_path):
     channels = [
         EdfChannel("Fpz-Cz", _noise(100, 40, 1), 100),
@@ -139,8 +151,11 @@ def test_mixed_rates_within_a_modality(tmp_path):
 def test_flat_channel(tmp_path):
     channels = _sc_channels()
     channels[2] = EdfChannel("EOG horizontal", np.full(SECONDS * 100, 12.0), 100)
-    with pytest.raises(SignalQualityError, match="'EOG horizontal' is flat"):
+    with pytest.raises(
+        SignalQualityError, match="eog channel 'EOG horizontal' is flat: every sample equals 12"
+    ) as err:
         read_psg(write_psg_edf(tmp_path / "p.edf", channels, START))
+    assert "p.edf" in str(err.value)
 
 
 def test_millivolt_and_volt_are_converted(tmp_path):

@@ -14,7 +14,7 @@ from somna.errors import SignalQualityError
 from somna.hypnogram import Hypnogram
 from somna.io.recording import Recording
 from somna.preprocess import bandpass_resample, emg_envelope, preprocess_night, resample, robust_scale
-from somna.preprocess.normalise import STATS_SAMPLES
+from somna.preprocess.normalise import STATS_SAMPLES, quartiles, robust_scale_epochs
 from somna.preprocess.signals import fir_bandpass
 from somna.stages import AASM, RK, UNSCORED
 
@@ -108,6 +108,55 @@ def test_robust_scale_sampling_does_not_alias_a_rhythm() -> None:
     x = np.sin(2 * np.pi * np.arange(n) / 6)[None, :]
     _, _, scale = robust_scale(x)
     assert scale[0] == pytest.approx((np.percentile(x, 75) - np.percentile(x, 25)) / 1.349, rel=0.01)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 10, 17, 101, 1000, 12_345])
+def test_quartiles_equal_numpy_percentile(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for values in (rng.standard_normal(n).astype(np.float32), np.round(rng.standard_normal(n) * 2)):  # ties
+        expected = np.percentile(values.astype(np.float64), [25, 50, 75])
+        assert np.allclose(quartiles(values), expected, rtol=1e-6, atol=1e-6)
+        assert np.array_equal(values, values.copy())  # the input is left as it was
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_robust_scale_epochs_equals_robust_scale_in_epochs(threads: int) -> None:
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, 40 * 300)) * np.array([[5.0], [50.0], [1.0]])).astype(np.float32)
+    x[1, 7] = 1e4  # clipped
+    span = slice(300, 30 * 300)
+    scaled, _, _ = robust_scale(x, clip=20, reference=span, max_samples=4096)
+    expected = scaled.reshape(3, 40, 300).transpose(1, 0, 2)
+    copy = robust_scale_epochs(x, 300, clip=20, reference=span, threads=threads, max_samples=4096)
+    assert copy.shape == (40, 3, 300) and copy.flags.c_contiguous
+    assert np.array_equal(copy, expected)
+    in_place = robust_scale_epochs(
+        x, 300, clip=20, reference=span, threads=threads, overwrite=True, max_samples=4096
+    )
+    assert np.shares_memory(in_place, x) and np.array_equal(in_place, expected)
+    with pytest.raises(ValueError, match="whole epochs"):
+        robust_scale_epochs(x[:, :1000], 300)
+    with pytest.raises(ValueError, match="float32"):
+        robust_scale_epochs(x.astype(np.float64), 300, overwrite=True)
+
+
+def test_stats_samples_is_part_of_the_preprocessing_and_old_models_keep_2_19() -> None:
+    from somna.config import PreprocessConfig
+    from somna.errors import SomnaError
+    from somna.staging import LEGACY_STATS_SAMPLES, SleepStager
+
+    assert PreprocessConfig().stats_samples == STATS_SAMPLES == 2**17
+    with pytest.raises(SomnaError, match="stats_samples"):
+        PreprocessConfig(stats_samples=10)
+    old = {k: v for k, v in vars(PreprocessConfig()).items() if k != "stats_samples"}
+    assert SleepStager([], "aasm", ("eeg",), old).preprocess["stats_samples"] == LEGACY_STATS_SAMPLES == 2**19
+    assert SleepStager([], "aasm", ("eeg",), vars(PreprocessConfig())).preprocess["stats_samples"] == 2**17
+    # fewer samples, a different (but equally good) estimate of the same quantiles
+    x = np.random.default_rng(6).standard_normal((1, 3_000_000)) * 10
+    _, m17, s17 = robust_scale(x, max_samples=2**17)
+    _, m19, s19 = robust_scale(x, max_samples=2**19)
+    assert not np.array_equal(s17, s19)
+    assert abs(m17[0] - m19[0]) < 0.01 * s19[0] and s17[0] == pytest.approx(s19[0], rel=0.01)
 
 
 def test_robust_scale_rejects_flat_channel() -> None:

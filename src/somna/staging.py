@@ -106,6 +106,10 @@ class SleepStager:
     preprocess: dict[str, Any]
     channels: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # Models saved before `stats_samples` existed were trained with 2^19 samples per channel.
+        self.preprocess = {"stats_samples": LEGACY_STATS_SAMPLES, **self.preprocess}
+
     @property
     def label_set(self) -> LabelSet:
         """Stages the stager outputs."""
@@ -177,6 +181,9 @@ class SleepStager:
         probs = np.mean([predict_night(m["model"], night) for m in self.members], axis=0).astype(np.float32)
         return probs, probs.argmax(axis=1).astype(np.int64)
 
+
+LEGACY_STATS_SAMPLES = 2**19
+"""``stats_samples`` of models whose saved preprocessing does not name it."""
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 """How a stager runs: torch checkpoints, or an ONNX export (fp32 or int8) run by onnxruntime."""

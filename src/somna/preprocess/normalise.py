@@ -12,14 +12,15 @@ __all__ = ["quartiles", "robust_scale", "robust_scale_epochs", "robust_stats"]
 # IQR of a standard normal distribution: dividing by IQR / 1.349 makes the scale comparable to a z-score.
 _IQR_OF_UNIT_NORMAL = 1.349
 
-STATS_SAMPLES = 2**19
-"""Most samples per channel the median and IQR are taken from (one from each run of equal length)."""
+STATS_SAMPLES = 2**17
+"""Default of the most samples per channel the median and IQR are taken from (one from each run of
+equal length); :attr:`somna.config.PreprocessConfig.stats_samples`."""
 
 
 @functools.lru_cache(maxsize=16)
-def _stats_positions(n_times: int) -> np.ndarray | None:
+def _stats_positions(n_times: int, max_samples: int) -> np.ndarray | None:
     """Sample positions of a channel of ``n_times`` samples (``None``: all), the same every call."""
-    step = -(-n_times // STATS_SAMPLES)  # ceil: at most STATS_SAMPLES samples per channel
+    step = -(-n_times // max_samples)  # ceil: at most max_samples samples per channel
     if step == 1:
         return None
     starts = np.arange(0, n_times, step)
@@ -71,7 +72,7 @@ def quartiles(values: np.ndarray) -> tuple[float, float, float]:
 
 
 def robust_stats(
-    signal: np.ndarray, reference: slice | None = None, threads: int = 1
+    signal: np.ndarray, reference: slice | None = None, threads: int = 1, max_samples: int = STATS_SAMPLES
 ) -> tuple[np.ndarray, np.ndarray]:
     """Median and robust scale (IQR / 1.349) of each channel; see :func:`robust_scale`.
 
@@ -82,6 +83,8 @@ def robust_stats(
         Samples the statistics are taken from (default: all).
     threads : int
         Channels whose quantiles are computed at the same time (numpy's partial sort releases the GIL).
+    max_samples : int
+        Most samples per channel the quantiles are taken from (see :func:`robust_scale`).
 
     Returns
     -------
@@ -93,7 +96,7 @@ def robust_stats(
         If a channel has zero interquartile range (flat over most of the recording).
     """
     ref = signal if reference is None else signal[..., reference]
-    positions = _stats_positions(ref.shape[-1])
+    positions = _stats_positions(ref.shape[-1], max_samples)
 
     def channel(i: int) -> tuple[float, float, float]:
         row = ref[i] if positions is None else ref[i, positions]
@@ -114,18 +117,22 @@ def robust_stats(
 
 
 def robust_scale(
-    signal: np.ndarray, clip: float | None = 20.0, reference: slice | None = None
+    signal: np.ndarray,
+    clip: float | None = 20.0,
+    reference: slice | None = None,
+    max_samples: int = STATS_SAMPLES,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Centre each channel on its median and scale by its interquartile range.
 
     Robust to the artefacts (movement, electrode pops) that would dominate a mean/sd z-score.
 
-    The quantiles come from at most :data:`STATS_SAMPLES` (524,288) samples of each channel: every
-    sample of a recording up to 87 min at 100 Hz, one drawn from each run of 6 of an 8-h night (a fixed
-    random position in each run, so no rhythm can alias onto the grid; the same positions every call).
-    Neighbouring samples of a signal low-passed at 35 Hz carry little new information, so the estimate
-    moves by a few tenths of a percent of the IQR while the sort behind it costs a fraction of the
-    time. Training and scoring share this estimator.
+    The quantiles come from at most ``max_samples`` (default :data:`STATS_SAMPLES`, 131,072) samples
+    of each channel: every sample of a recording up to 22 min at 100 Hz, one drawn from each run of 22
+    of an 8-h night (a fixed random position in each run, so no rhythm can alias onto the grid; the
+    same positions every call). Neighbouring samples of a signal low-passed at 35 Hz carry little new
+    information, so the estimate moves by about half a percent of the IQR while the partial sorts
+    behind it cost a fraction of the time. Training and scoring share this estimator
+    (:attr:`somna.config.PreprocessConfig.stats_samples`).
 
     Parameters
     ----------
@@ -135,6 +142,8 @@ def robust_scale(
     reference : slice | None
         Samples the median and IQR are taken from (default: all). Scoring a long recording uses its
         sleep period, so that the statistics match those of the trimmed recordings a model was trained on.
+    max_samples : int
+        Most samples per channel the quantiles are taken from.
 
     Returns
     -------
@@ -147,7 +156,7 @@ def robust_scale(
     ValueError
         If a channel has zero interquartile range (flat over most of the recording).
     """
-    median, scale = robust_stats(signal, reference)
+    median, scale = robust_stats(signal, reference, max_samples=max_samples)
     scaled = np.empty(signal.shape, dtype=np.float32)
     for i in range(signal.shape[0]):
         _scale_channel(signal[i], median[i], scale[i], clip, scaled[i])
@@ -161,6 +170,7 @@ def robust_scale_epochs(
     reference: slice | None = None,
     threads: int = 1,
     overwrite: bool = False,
+    max_samples: int = STATS_SAMPLES,
 ) -> np.ndarray:
     """:func:`robust_scale` in epoch-major layout (the model's input).
 
@@ -169,7 +179,7 @@ def robust_scale_epochs(
     signal : np.ndarray, shape (n_channels, n_epochs * epoch_len)
     epoch_len : int
         Samples per epoch.
-    clip, reference
+    clip, reference, max_samples
         As in :func:`robust_scale`.
     threads : int
         Channels processed at the same time.
@@ -193,7 +203,7 @@ def robust_scale_epochs(
         raise ValueError(f"{n_times} samples are not whole epochs of {epoch_len}")
     if overwrite and (signal.dtype != np.float32 or signal.strides[1] != signal.itemsize):
         raise ValueError("overwrite needs a float32 array with contiguous rows")
-    median, scale = robust_stats(signal, reference, threads)
+    median, scale = robust_stats(signal, reference, threads, max_samples)
     rows = signal.reshape(n_chans, -1, epoch_len)
     out = rows.transpose(1, 0, 2) if overwrite else np.empty((rows.shape[1], n_chans, epoch_len), np.float32)
 

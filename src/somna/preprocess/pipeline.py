@@ -108,7 +108,13 @@ def _modality_epochs(
         # it is float32 with contiguous rows, it is scaled in place (no second copy of the night)
         in_place = kept.dtype == np.float32 and kept.strides[-1] == kept.itemsize
         return robust_scale_epochs(
-            kept, per_epoch, config.clip, span, threads=preprocess_threads(), overwrite=in_place
+            kept,
+            per_epoch,
+            config.clip,
+            span,
+            threads=preprocess_threads(),
+            overwrite=in_place,
+            max_samples=config.stats_samples,
         )
     except ValueError as err:
         raise SignalQualityError(f"{modality.upper()} {err}", recording.path) from None
