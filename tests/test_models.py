@@ -124,9 +124,10 @@ def test_causal_and_exactly_seq_len_epochs_of_context(seq_len: int, modality: st
     [
         _config(seq_len=12),
         _config(("eeg", "eog"), seq_len=7, tcn_kernel=2),
+        _config(seq_len=9, cnn_stride=10),
         ModelConfig(),  # the default model (seq_len 20, full size)
     ],
-    ids=["seq12", "seq7-eeg-eog-k2", "default-seq20"],
+    ids=["seq12", "seq7-eeg-eog-k2", "seq9-stride10", "default-seq20"],
 )
 def test_chunk_equals_explicit_windows(config: ModelConfig) -> None:
     model = _model(config, seed=3)
@@ -195,6 +196,53 @@ def test_folding_batch_norm_for_inference_keeps_the_probabilities() -> None:
     assert folded.for_inference() is folded and not folded.training
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in folded.modules())
     assert np.abs(predict_night(folded, night) - expected).max() < TOL
+
+
+@pytest.mark.parametrize("stride", [5, 10, 20])
+def test_first_block_stride_keeps_the_later_blocks_on_0_2_s_steps(stride: int) -> None:
+    from somna.models.encoders import EpochCNN
+
+    cnn = EpochCNN(3, width=8, stride=stride).eval()
+    first = cnn.body[0]
+    assert first[0].stride == (stride,)
+    assert (first[3].kernel_size if stride < 20 else 1) * stride == 20
+    with torch.no_grad():
+        after_first = first(torch.randn(2, 3, 3000))
+        assert after_first.shape == (2, 8, 150)
+        assert cnn(torch.randn(2, 3, 3000)).shape == (2, 64)
+
+
+def test_bad_first_block_stride_is_refused() -> None:
+    from somna.models.encoders import EpochCNN
+
+    with pytest.raises(ValueError, match="stride must be one of"):
+        EpochCNN(3, stride=3)
+
+
+def test_saved_configs_without_newer_settings_get_the_values_they_were_built_with() -> None:
+    from somna.models.stager import LEGACY_DEFAULTS
+
+    saved = _config(cnn_stride=10).to_dict()
+    assert ModelConfig.from_dict(saved) == _config(cnn_stride=10)
+    old = {k: v for k, v in saved.items() if k not in LEGACY_DEFAULTS}
+    assert ModelConfig.from_dict(old).cnn_stride == 5
+    with pytest.raises(TypeError):
+        ModelConfig.from_dict({**saved, "no_such_setting": 1})
+
+
+def test_checkpoint_without_cnn_stride_loads_as_the_stride_5_model_it_is(tmp_path) -> None:
+    from somna.stages import AASM
+    from somna.training.checkpoint import model_from_checkpoint, save_checkpoint
+
+    model = _model(_config(cnn_stride=5), seed=11)
+    path = save_checkpoint(tmp_path / "old.pt", model, AASM, {"sfreq": 100.0})
+    state = torch.load(path, weights_only=True)
+    del state["model_config"]["cnn_stride"]  # as written before the setting existed
+    torch.save(state, path)
+    loaded, _ = model_from_checkpoint(path)
+    assert loaded.config.cnn_stride == 5
+    night = _night(model.config, n_epochs=12)
+    assert np.abs(predict_night(loaded, night) - predict_night(model, night)).max() < TOL
 
 
 def test_predict_night_shorter_than_context() -> None:

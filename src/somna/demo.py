@@ -16,7 +16,7 @@ __all__ = ["DEMO_EXPERIMENT", "run_demo"]
 DEMO_EXPERIMENT = ExperimentConfig(
     name="demo",
     data=DataConfig(cache="runs/demo/cache", label_set="aasm", modalities=("eeg", "eog", "emg")),
-    model={"seq_len": 20, "embed_dim": 64, "cnn_width": 16},
+    model={"seq_len": 20, "embed_dim": 64, "cnn_width": 16, "cnn_stride": 10},
     training=TrainConfig(
         max_epochs=12, patience=4, batch_size=8, chunk_len=128, lr=2e-3, class_weights="sqrt"
     ),

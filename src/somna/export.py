@@ -233,13 +233,6 @@ class OnnxSequenceModel:
         return self.sequence_logits(self.embed_epochs(signals))
 
 
-def _model_config(data: dict[str, Any]) -> ModelConfig:
-    data = dict(data)
-    data["modalities"] = tuple(data["modalities"])
-    data["n_chans"] = tuple(tuple(x) for x in data["n_chans"])
-    return ModelConfig(**data)
-
-
 def load_onnx_stager(folder: str | Path, precision: str = "fp32", threads: int = 2) -> SleepStager:
     """Load an exported stager for scoring with onnxruntime.
 
@@ -270,6 +263,6 @@ def load_onnx_stager(folder: str | Path, precision: str = "fp32", threads: int =
             if precision not in entry:
                 raise SomnaError(f"this export has no {precision} model; export again with --int8", folder)
             paths = {graph: folder / entry[precision][graph] for graph in GRAPHS}
-            member[role] = OnnxSequenceModel(paths, _model_config(entry["model_config"]), threads)
+            member[role] = OnnxSequenceModel(paths, ModelConfig.from_dict(entry["model_config"]), threads)
         members.append(member)
     return SleepStager(members, manifest["task"], tuple(manifest["modalities"]), manifest["preprocess"])  # type: ignore[arg-type]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -11,7 +13,7 @@ from somna.models.attention import CausalLocalAttention
 from somna.models.encoders import EmgEnvelopeEncoder, EpochCNN
 from somna.models.tcn import CausalTCN
 
-__all__ = ["ModelConfig", "SequenceStager"]
+__all__ = ["LEGACY_DEFAULTS", "ModelConfig", "SequenceStager"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,13 @@ class ModelConfig:
         (Width 8 scored higher still, 0.868 / 0.822: the synthetic signals cannot show how much capacity
         real EEG needs, so the default stops at 16.) For 6-class R&K staging 32 is better (macro-F1
         0.755 against 0.736, from S3/S4). Compare widths on real recordings.
+    cnn_stride : int
+        Stride of the CNN's first convolution (0.25-s kernel), its max pooling making up the rest of
+        a 0.2-s step. 10 (0.1 s) rather than 5: the kernel still covers every sample, and on the demo
+        cohort's 4-fold CV both reach the same accuracy (stride 10: 0.863 / macro-F1 0.813 / κ 0.810,
+        stride 5: 0.857 / 0.814 / 0.804) while 10 trains 1.5× as fast (3,600 vs 2,440 labelled epochs/s)
+        and halves the cost of the first block, the largest part of scoring. Models saved before this
+        setting existed used 5 (:data:`LEGACY_DEFAULTS`).
     tcn_kernel : int
         TCN kernel size; its dilations are 1, 2, 4, ... as long as the receptive field fits ``seq_len``.
     n_heads : int
@@ -54,6 +63,7 @@ class ModelConfig:
     seq_len: int = 20
     embed_dim: int = 64
     cnn_width: int = 16
+    cnn_stride: int = 10
     tcn_kernel: int = 3
     n_heads: int = 4
     dropout: float = 0.1
@@ -83,6 +93,25 @@ class ModelConfig:
         """Plain-dict form for checkpoints."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """The config :meth:`to_dict` wrote (lists back to tuples). Settings added since a model was
+        saved take the value such models were built with (:data:`LEGACY_DEFAULTS`), not today's default.
+
+        Raises
+        ------
+        TypeError
+            For a key that is not a setting.
+        """
+        data = {**LEGACY_DEFAULTS, **data}
+        data["modalities"] = tuple(data["modalities"])
+        data["n_chans"] = tuple(tuple(x) for x in data["n_chans"])
+        return cls(**data)
+
+
+LEGACY_DEFAULTS: dict[str, Any] = {"cnn_stride": 5}
+"""Values of :class:`ModelConfig` settings for saved models that predate them."""
+
 
 class SequenceStager(nn.Module):
     """Stages every epoch of a sequence from its own and the previous ``seq_len - 1`` epochs.
@@ -103,7 +132,12 @@ class SequenceStager(nn.Module):
             raise ValueError("the EEG modality is required")
         self.dense_modalities = dense
         self.cnn = EpochCNN(
-            sum(chans[m] for m in dense), config.n_times, config.embed_dim, config.cnn_width, config.dropout
+            sum(chans[m] for m in dense),
+            config.n_times,
+            config.embed_dim,
+            config.cnn_width,
+            config.dropout,
+            config.cnn_stride,
         )
         fused = config.embed_dim
         self.emg = None

@@ -119,10 +119,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[SequenceStager, dict[str, A
     """
     state = load_checkpoint(path)
     try:
-        config_dict = dict(state["model_config"])
-        config_dict["modalities"] = tuple(config_dict["modalities"])
-        config_dict["n_chans"] = tuple(tuple(x) for x in config_dict["n_chans"])
-        model = SequenceStager(ModelConfig(**config_dict))
+        model = SequenceStager(ModelConfig.from_dict(state["model_config"]))
         model.load_state_dict(state["model_state"])
         get_label_set(state["label_set"])
     except (TypeError, ValueError, RuntimeError, KeyError) as err:
