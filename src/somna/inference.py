@@ -11,6 +11,15 @@ from somna.models import SequenceStager
 __all__ = ["predict_night"]
 
 
+def _epochs_tensor(night: NightArrays, first: int, stop: int, modality: str) -> torch.Tensor:
+    """Epochs ``first`` … ``stop - 1`` (within the night) as a tensor, sharing memory with the night's
+    array where it is writable float32 (the encoders copy it into their own layout anyway)."""
+    data = night.signals[modality][first:stop]
+    if data.dtype == np.float32 and data.flags.writeable:
+        return torch.from_numpy(data)
+    return torch.from_numpy(read_padded(night, first, stop, modality))
+
+
 @torch.no_grad()
 def predict_night(
     model: SequenceStager, night: NightArrays, chunk_epochs: int = 1024, encode_epochs: int = 128
@@ -51,10 +60,7 @@ def predict_night(
     parts = []
     for first in range(0, n, max(encode_epochs, 1)):
         stop = min(first + encode_epochs, n)
-        signals = {
-            m: torch.from_numpy(read_padded(night, first, stop, m))[None].to(device)
-            for m in model.config.modalities
-        }
+        signals = {m: _epochs_tensor(night, first, stop, m)[None].to(device) for m in model.config.modalities}
         parts.append(model.embed_epochs(signals)[0])
     embeddings = torch.cat([parts[0][:1].expand(context, -1), *parts])  # padded: first epoch repeated
     step = max(chunk_epochs - context, 1)
