@@ -1,7 +1,8 @@
 """End-to-end scoring time, somna against YASA's ``SleepStaging``, on the same synthetic EDF nights.
 
 EDF in → hypnogram + sleep metrics out, for an 8-h and a 22-h night in Sleep-EDF SC layout, measured
-in the same run on the same machine (median of ``--repeats`` runs each, after one warm-up):
+in the same run on the same machine (median of ``--repeats`` runs each, after one warm-up; the tools
+take turns within each repeat, so a slow spell of the machine falls on all of them alike):
 - somna, torch backend (what ``somna score`` does by default): ``somna.scoring.score_psg`` (read with
   edfio, preprocess, stage with the default-size model, sleep metrics);
 - somna, ONNX backend (``somna score --backend onnx`` after ``somna export --onnx``): the same, with the
@@ -59,6 +60,20 @@ def _yasa(psg: Path) -> None:
     raw = mne.io.read_raw_edf(psg, include=["EEG Fpz-Cz", "EOG horizontal"], preload=True)
     hypno = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal").predict()
     hypno.sleep_statistics()
+
+
+def _interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median time of each function, run in turn within every repeat (after one warm-up each), so that
+    a slow spell of the machine falls on all of them alike."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -145,8 +160,16 @@ def main() -> None:
     rows = {}
     for label, psg in nights.items():
         row: dict[str, object] = {"psg": psg.name}
-        somna_s = _median_time(lambda p=psg: score_psg(p, stager), args.repeats)
-        yasa_s = _median_time(lambda p=psg: _yasa(p), args.repeats)
+        runs: dict[str, Callable[[], object]] = {
+            "somna": lambda p=psg: score_psg(p, stager),
+            "yasa": lambda p=psg: _yasa(p),
+        }
+        if onnx is not None:
+            runs["onnx"] = lambda p=psg: score_psg(p, onnx)
+        if narrow is not None:
+            runs["narrow"] = lambda p=psg: score_psg(p, narrow)
+        medians = _interleaved_medians(runs, args.repeats)
+        somna_s, yasa_s = medians["somna"], medians["yasa"]
         split = _split(psg, stager, args.repeats)
         row |= {
             "n_epochs": split["n_epochs"],
@@ -161,12 +184,12 @@ def main() -> None:
         }
         line = f"{label}: somna {somna_s:.2f} s ({yasa_s / somna_s:.1f}x)"
         if onnx is not None:
-            onnx_s = _median_time(lambda p=psg: score_psg(p, onnx), args.repeats)
+            onnx_s = medians["onnx"]
             row |= {"somna_onnx_s": onnx_s, "speedup_onnx": yasa_s / onnx_s}
             line += f", somna ONNX {onnx_s:.2f} s ({yasa_s / onnx_s:.1f}x)"
         if narrow is not None:
             key = f"width{args.compare_width}"
-            narrow_s = _median_time(lambda p=psg: score_psg(p, narrow), args.repeats)
+            narrow_s = medians["narrow"]
             row |= {f"somna_{key}_s": narrow_s, f"speedup_{key}": yasa_s / narrow_s}
             line += f", somna CNN width {args.compare_width} {narrow_s:.2f} s ({yasa_s / narrow_s:.1f}x)"
         rows[label] = row

@@ -106,11 +106,10 @@ def check_signals(recording: Recording) -> None:
             where = f"{modality} channel {name!r}"
             if channel.size == 0:
                 raise SignalQualityError(f"{where} has no samples", recording.path)
-            # One cheap pass first: NaN/inf anywhere make the sum non-finite (so can huge finite values,
-            # or a float32 sum that overflows: the exact check below settles those).
-            with np.errstate(over="ignore", invalid="ignore"):
-                suspect = not np.isfinite(channel.sum())
-            if suspect and not (finite := np.isfinite(channel)).all():
+            # Two passes: NaN anywhere makes the minimum and maximum NaN, an infinity one of them.
+            low, high = channel.min(), channel.max()
+            if not (np.isfinite(low) and np.isfinite(high)):
+                finite = np.isfinite(channel)
                 bad = int(channel.size - np.count_nonzero(finite))
                 first = int(np.argmin(finite))
                 rate = recording.sfreq.get(modality)
@@ -118,7 +117,7 @@ def check_signals(recording: Recording) -> None:
                 raise SignalQualityError(
                     f"{where} contains {bad} non-finite (NaN or infinite) samples{at}", recording.path
                 )
-            if channel.max() == channel.min():
+            if low == high:
                 raise SignalQualityError(
                     f"{where} is flat: every sample equals {channel[0]:g} over the whole recording "
                     "(electrode disconnected or signal not recorded)",
