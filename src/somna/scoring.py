@@ -14,6 +14,7 @@ import csv
 import glob
 import io
 import json
+import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -585,6 +586,9 @@ def score_many(
             threads = max(1, (os.cpu_count() or 1) // workers)
             with ProcessPoolExecutor(
                 max_workers=min(workers, len(todo)),
+                # a fresh interpreter per worker: a forked child of a process whose torch (OpenMP)
+                # threads have run can hang in its own first parallel torch call
+                mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
                 initargs=(str(stager_path), threads, backend),
             ) as pool:

@@ -14,6 +14,7 @@ contiguous read from the memory map.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -87,6 +88,14 @@ def _night_to_array(night: EpochedNight, dtype: np.dtype) -> np.ndarray:
     rows["rk_stage"] = night.rk_stages
     rows["epoch_index"] = night.first_epoch + np.arange(night.n_epochs)
     return rows
+
+
+def _init_worker() -> None:
+    """A prepare worker: one thread for torch and the filters (the workers share the cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+    set_filter_threads(1)
 
 
 def _prepare_one(psg: str, hypnogram: str, config: CohortConfig, out_dir: str) -> dict[str, Any]:
@@ -211,7 +220,10 @@ def prepare_cohort(
                 failures[psg] = str(err)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=set_filter_threads, initargs=(1,)) as pool:
+        # "spawn": a forked child of a process whose torch (OpenMP) threads have run can hang in its own
+        # first parallel torch call; a fresh interpreter per worker cannot
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
             futures = {pool.submit(_prepare_one, psg, hyp, config, str(rec_dir)): psg for psg, hyp in todo}
             for future in as_completed(futures):
                 try:

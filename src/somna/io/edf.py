@@ -220,10 +220,17 @@ def _calibrate_into(out: np.ndarray, digital: np.ndarray, sig: edfio.EdfSignal, 
     physical max)) and the unit factor folded into one gain and offset. EDF samples are 16-bit
     integers, so float32 holds them with 8 bits to spare.
     """
+    import torch  # loaded by everything that reads signals; not needed to read hypnograms
+
     gain = (sig.physical_max - sig.physical_min) / (sig.digital_max - sig.digital_min)
     offset = sig.physical_min - gain * sig.digital_min
-    np.multiply(digital, np.float32(gain * factor), out=out, casting="unsafe")
-    out += np.float32(offset * factor)
+    if not digital.dtype.isnative:  # torch reads native byte order only
+        digital = digital.astype(digital.dtype.newbyteorder("="))
+    # out = gain * digital + offset, with torch's multi-threaded element-wise ops (float32: EDF's
+    # integers are exact in it)
+    values = torch.from_numpy(out)
+    values.copy_(torch.from_numpy(digital))
+    values.mul_(gain * factor).add_(offset * factor)
 
 
 def _unit_factor(unit: str) -> tuple[float, bool]:
