@@ -22,7 +22,7 @@ def _epochs_tensor(night: NightArrays, first: int, stop: int, modality: str) -> 
 
 @torch.no_grad()
 def predict_night(
-    model: SequenceStager, night: NightArrays, chunk_epochs: int = 1024, encode_epochs: int = 128
+    model: SequenceStager, night: NightArrays, chunk_epochs: int = 1024, encode_epochs: int = 256
 ) -> np.ndarray:
     """Stage probabilities of every epoch of a night.
 

@@ -54,7 +54,7 @@ def _filter_threads() -> Iterator[None]:
         torch.set_num_threads(current)
 
 
-def _overlap_add(x: torch.Tensor, h: torch.Tensor, group: int = 64) -> torch.Tensor:
+def _overlap_add(x: torch.Tensor, h: torch.Tensor, group: int = 32) -> torch.Tensor:
     """Linear convolution of each row of ``x`` (rows, n) with ``h`` by overlap-add FFTs, in place.
 
     Output sample ``i`` is the full convolution's sample ``i`` (its last ``len(h) - 1`` samples, which
