@@ -214,7 +214,7 @@ def _check_calibration(sig: edfio.EdfSignal, path: Path) -> None:
 
 
 def _calibrate_into(out: np.ndarray, digital: np.ndarray, sig: edfio.EdfSignal, factor: float) -> None:
-    """Physical values of ``digital`` samples, in µV, written into ``out`` (float32) in one pass.
+    """Physical values of ``digital`` samples, in µV, written into ``out`` (float32).
 
     The EDF calibration (the straight line through (digital min, physical min) and (digital max,
     physical max)) and the unit factor folded into one gain and offset. EDF samples are 16-bit
@@ -359,11 +359,11 @@ def read_psg(
                 digital = sig.digital
             except (ValueError, OSError) as err:
                 raise EDFReadError(f"cannot read the samples of {sig.label!r}: {err}", path) from None
+            if digital.size == 0:
+                raise SignalQualityError(f"{modality} channel {sig.label!r} has no samples", path)
             if rows is None:
                 rows = np.empty((len(chosen), digital.size), dtype=np.float32)
             _calibrate_into(rows[i], digital, sig, factor)
-            if digital.size == 0:
-                raise SignalQualityError(f"{modality} channel {sig.label!r} has no samples", path)
             if digital.min() == digital.max():
                 raise SignalQualityError(
                     f"{modality} channel {sig.label!r} is flat: every sample equals {rows[i, 0]:g} over the "

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
+
+_T = TypeVar("_T")
 
 __all__ = ["quartiles", "robust_scale", "robust_scale_epochs", "robust_stats"]
 
@@ -102,12 +106,7 @@ def robust_stats(
         row = ref[i] if positions is None else ref[i, positions]
         return quartiles(row)
 
-    n_chans = ref.shape[0]
-    if threads > 1 and n_chans > 1:
-        with ThreadPoolExecutor(min(threads, n_chans)) as pool:
-            stats = list(pool.map(channel, range(n_chans)))
-    else:
-        stats = [channel(i) for i in range(n_chans)]
+    stats = _per_channel(channel, ref.shape[0], threads)
     q25, median, q75 = (np.array(column, dtype=np.float64) for column in zip(*stats, strict=True))
     scale = (q75 - q25) / _IQR_OF_UNIT_NORMAL
     if np.any(scale <= 0):
@@ -210,13 +209,16 @@ def robust_scale_epochs(
     def channel(i: int) -> None:
         _scale_channel(rows[i], median[i], scale[i], clip, out[:, i])
 
+    _per_channel(channel, n_chans, threads)
+    return out
+
+
+def _per_channel(work: Callable[[int], _T], n_chans: int, threads: int) -> list[_T]:
+    """``work(i)`` for every channel, on up to ``threads`` threads (numpy releases the GIL)."""
     if threads > 1 and n_chans > 1:
         with ThreadPoolExecutor(min(threads, n_chans)) as pool:
-            list(pool.map(channel, range(n_chans)))
-    else:
-        for i in range(n_chans):
-            channel(i)
-    return out
+            return list(pool.map(work, range(n_chans)))
+    return [work(i) for i in range(n_chans)]
 
 
 def _scale_channel(

@@ -22,7 +22,8 @@ __all__ = [
 ]
 
 _FILTER_THREADS = -1
-"""Threads of the FFTs behind :func:`fir_bandpass` (-1: torch's setting); see :func:`set_filter_threads`."""
+"""Threads of preprocessing (filter FFTs, per-channel normalisation; -1: torch's setting);
+see :func:`set_filter_threads`."""
 
 
 def set_filter_threads(n_threads: int) -> None:
