@@ -77,34 +77,29 @@ def _interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> 
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: imports, caches
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return _interleaved_medians({"fn": fn}, repeats)["fn"]
+
+
+def _random_checkpoint(path: Path, preprocess: dict, **sizes: int) -> Path:
+    """The default design (``sizes`` overriding the demo's), random weights: scoring time does not
+    depend on them."""
+    config = DEMO_EXPERIMENT.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, 5)
+    torch.manual_seed(0)
+    return save_checkpoint(path, SequenceStager(replace(config, **sizes)).eval(), AASM, preprocess)
 
 
 def _model_path(model: Path | None, work: Path) -> tuple[Path, str]:
     if model is not None:
         return model, str(model)
-    config = DEMO_EXPERIMENT.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, 5)
-    torch.manual_seed(0)
-    path = save_checkpoint(
-        work / "random-model.pt", SequenceStager(config).eval(), AASM, vars(PreprocessConfig())
-    )
+    path = _random_checkpoint(work / "random-model.pt", vars(PreprocessConfig()))
     return path, "random (default-size model; weights do not change the time)"
 
 
 def _width_stager(width: int, preprocess: dict, work: Path) -> SleepStager:
-    """A model of the default design at another CNN width, random weights (the time does not depend on
-    them), with the measured model's preprocessing."""
-    config = DEMO_EXPERIMENT.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, 5)
-    torch.manual_seed(0)
-    model = SequenceStager(replace(config, cnn_width=width)).eval()
-    path = save_checkpoint(work / f"random-width{width}.pt", model, AASM, preprocess)
-    return SleepStager.from_run(path)
+    """The default design at another CNN width, with the measured model's preprocessing."""
+    return SleepStager.from_run(
+        _random_checkpoint(work / f"random-width{width}.pt", preprocess, cnn_width=width)
+    )
 
 
 def _onnx_stager(model: Path, work: Path) -> SleepStager | None:
