@@ -25,7 +25,7 @@ from _common import synthetic_cohort, write_result
 from somna.data.sequences import ChunkSampler, NightArrays, load_night
 from somna.demo import DEMO_EXPERIMENT
 from somna.inference import predict_night
-from somna.models import SequenceStager
+from somna.models import StagingNetwork
 from somna.stages import AASM, UNSCORED
 
 
@@ -33,7 +33,7 @@ def _train_throughput(nights: list[NightArrays], passes: int, device: torch.devi
     experiment = DEMO_EXPERIMENT
     config = experiment.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, AASM.n_classes)
     torch.manual_seed(0)
-    model = SequenceStager(config).to(device)
+    model = StagingNetwork(config).to(device)
     train = experiment.training
     sampler = ChunkSampler(nights, model.seq_len, train.chunk_len, train.batch_size, seed=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)

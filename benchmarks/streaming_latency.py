@@ -35,12 +35,12 @@ from _common import RESULTS, write_result
 from somna.config import PreprocessConfig
 from somna.demo import DEMO_EXPERIMENT
 from somna.io import read_psg
-from somna.models import SequenceStager
+from somna.models import StagingNetwork
 from somna.stages import AASM
 from somna.staging import SleepStager, load_stager
 from somna.streaming import StreamingStager
 from somna.synth import write_synthetic_cohort
-from somna.training.checkpoint import save_checkpoint
+from somna.models.checkpoint import save_checkpoint
 
 
 def _measure(stager: SleepStager, signals: dict, sfreq: dict, chunk_s: float) -> dict[str, float]:
@@ -94,7 +94,7 @@ def main() -> None:
 
     config = DEMO_EXPERIMENT.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, AASM.n_classes)
     torch.manual_seed(0)
-    trained_form = SequenceStager(config)  # as a checkpoint holds it, for the ONNX export below
+    trained_form = StagingNetwork(config)  # as a checkpoint holds it, for the ONNX export below
     model = copy.deepcopy(trained_form).for_inference()
     preprocess = asdict(PreprocessConfig(filter="causal", normalise="running", trim_wake_min=None))
     stager = SleepStager([{"model": model}], "aasm", config.modalities, preprocess)

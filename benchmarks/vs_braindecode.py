@@ -181,7 +181,7 @@ def train_somna(
             sum(h["labelled_epochs_per_s"] * h["train_s"] for h in result.history)
         ),
         "history": result.history,
-        "model": {"name": "somna SequenceStager (DEMO_EXPERIMENT)", **experiment.model},
+        "model": {"name": "somna StagingNetwork (DEMO_EXPERIMENT)", **experiment.model},
         "inputs": list(experiment.data.modalities),
         "n_parameters": sum(p.numel() for m in stager.members for p in m["model"].parameters()),
         "training": {**train_config.__dict__},

@@ -43,13 +43,13 @@ from somna.demo import DEMO_EXPERIMENT
 from somna.hypnogram import Hypnogram
 from somna.io import read_psg
 from somna.io.recording import SLEEP_EDF_CHANNELS
-from somna.models import SequenceStager
+from somna.models import StagingNetwork
 from somna.preprocess import preprocess_night
 from somna.scoring import score_psg
 from somna.stages import AASM, UNSCORED
 from somna.staging import SleepStager, load_stager
 from somna.synth import write_synthetic_cohort
-from somna.training.checkpoint import save_checkpoint
+from somna.models.checkpoint import save_checkpoint
 
 
 def _yasa(psg: Path) -> None:
@@ -85,7 +85,7 @@ def _random_checkpoint(path: Path, preprocess: dict, **sizes: int) -> Path:
     depend on them."""
     config = DEMO_EXPERIMENT.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, 5)
     torch.manual_seed(0)
-    return save_checkpoint(path, SequenceStager(replace(config, **sizes)).eval(), AASM, preprocess)
+    return save_checkpoint(path, StagingNetwork(replace(config, **sizes)).eval(), AASM, preprocess)
 
 
 def _model_path(model: Path | None, work: Path) -> tuple[Path, str]:

@@ -36,9 +36,9 @@ def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     """
     import json
 
+    from somna.config import CVConfig, DataConfig, ExperimentConfig, ModelConfig, TrainConfig
     from somna.data.cohort import prepare_cohort
     from somna.synth import write_synthetic_cohort
-    from somna.training.config import CVConfig, DataConfig, ExperimentConfig, TrainConfig
     from somna.training.experiment import run_experiment
 
     root = tmp_path_factory.mktemp("tiny-run")
@@ -47,7 +47,7 @@ def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     experiment = ExperimentConfig(
         name="tiny",
         data=DataConfig(cache=str(root / "cache")),
-        model={"embed_dim": 16, "cnn_width": 8, "seq_len": 8},
+        model=ModelConfig(embed_dim=16, cnn_width=8, seq_len=8),
         training=TrainConfig(max_epochs=2, patience=5, batch_size=8, chunk_len=32, lr=3e-3, threads=1),
         cv=CVConfig(test_fraction=0.34, validation_fraction=0.5, seed=0),
     )

@@ -8,22 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import somna.scoring
+import somna.inference.batch
 from somna.cli import main
 from somna.errors import SomnaError
-from somna.scoring import (
-    SCORED,
-    SKIPPED,
-    expand_psgs,
-    night_is_scored,
-    pair_hypnograms,
-    score_many,
-    score_psg,
-    write_scored_night,
-)
-from somna.staging import SleepStager
+from somna.inference import load_stager
+from somna.inference.batch import SCORED, SKIPPED, expand_psgs, night_is_scored, pair_hypnograms, score_many
+from somna.inference.scoring import score_psg, write_scored_night
 
 OUTPUTS = ("hypnogram.csv", "hypnogram.edf", "probabilities.csv", "report.html", "metrics.json")
+FOLDER = (*OUTPUTS, ".somna.lock")  # what a night's folder holds: the outputs and the writers' lock
 
 
 @pytest.fixture()
@@ -67,7 +60,7 @@ def test_complete_nights_are_skipped_and_half_written_ones_redone(nights, tmp_pa
     status = score_many(psgs, run, out, workers=1, progress=False)
     assert status == dict.fromkeys(psgs, SCORED)
     folders = [out / p.name.split(".")[0] for p in psgs]
-    assert all(sorted(f.name for f in d.iterdir()) == sorted(OUTPUTS) for d in folders)
+    assert all(sorted(f.name for f in d.iterdir()) == sorted(FOLDER) for d in folders)
     before = {d: _snapshot(d) for d in folders}
 
     # A night whose write was interrupted: no metrics.json, a stale temporary file, a garbage csv.
@@ -78,7 +71,7 @@ def test_complete_nights_are_skipped_and_half_written_ones_redone(nights, tmp_pa
     status = score_many(psgs, run, out, workers=1, progress=False)
     assert status == {psgs[0]: SKIPPED, psgs[1]: SCORED, psgs[2]: SKIPPED}
     assert _snapshot(folders[0]) == before[folders[0]] and _snapshot(folders[2]) == before[folders[2]]
-    assert sorted(f.name for f in folders[1].iterdir()) == sorted(OUTPUTS)
+    assert sorted(f.name for f in folders[1].iterdir()) == sorted(FOLDER)
     assert (folders[1] / "hypnogram.csv").read_text() == before[folders[1]]["hypnogram.csv"][1].decode()
 
     status = score_many(psgs, run, out, workers=1, force=True, progress=False)
@@ -92,7 +85,7 @@ def test_metrics_json_is_written_last_and_an_old_one_is_dropped_first(
     nights, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run, edf = nights
-    scored = score_psg(next(edf.glob("*-PSG.edf")), SleepStager.from_run(run))
+    scored = score_psg(next(edf.glob("*-PSG.edf")), load_stager(run))
     out = tmp_path / "night"
     write_scored_night(scored, out)
     assert night_is_scored(out)
@@ -100,7 +93,7 @@ def test_metrics_json_is_written_last_and_an_old_one_is_dropped_first(
     def broken_report(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("somna.night_report.write_night_report", broken_report)
+    monkeypatch.setattr("somna.report.night.write_night_report", broken_report)
     with pytest.raises(OSError, match="disk full"):
         write_scored_night(scored, out)
     assert not (out / "metrics.json").exists() and not night_is_scored(out)
@@ -134,7 +127,7 @@ def test_unusable_output_is_an_error_before_any_work(
     def no_scoring(*args: object, **kwargs: object) -> None:
         raise AssertionError("scoring started")
 
-    monkeypatch.setattr(somna.scoring, "score_psg", no_scoring)
+    monkeypatch.setattr(somna.inference.batch, "score_psg", no_scoring)
     a_file = tmp_path / "a-file"
     a_file.write_text("")
     for out in (a_file, a_file / "sub"):

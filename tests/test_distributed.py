@@ -202,7 +202,7 @@ seed = 0
 
 @pytest.fixture(scope="module")
 def single(config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from somna.training.config import load_experiment
+    from somna.config import load_experiment
     from somna.training.experiment import run_experiment
 
     run_dir = tmp_path_factory.mktemp("single") / "run"
@@ -245,7 +245,7 @@ def _files(run_dir: Path) -> set[str]:
 
 
 def _assert_equivalent(single: Path, ddp: Path) -> None:
-    from somna.training.checkpoint import load_checkpoint
+    from somna.models.checkpoint import load_checkpoint
 
     ref, got = load_checkpoint(single / "fold_00" / "last.pt"), load_checkpoint(ddp / "fold_00" / "last.pt")
     assert ref["model_state"].keys() == got["model_state"].keys()
@@ -283,7 +283,7 @@ def test_torchrun_training_matches_one_process(config: Path, single: Path, tmp_p
     run_dir, logs = tmp_path / "ddp", tmp_path / "logs"
     _torchrun(config, run_dir, logs)
     _assert_equivalent(single, run_dir)
-    from somna.training.checkpoint import load_checkpoint
+    from somna.models.checkpoint import load_checkpoint
 
     # rank 0 alone wrote the run folder: the same files as one process, none half-written
     assert _files(run_dir) == _files(single)
@@ -299,9 +299,9 @@ def test_torchrun_training_matches_one_process(config: Path, single: Path, tmp_p
 def test_torchrun_resumes_a_run_interrupted_in_one_process(
     config: Path, single: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from somna.config import load_experiment
+    from somna.models.checkpoint import load_checkpoint
     from somna.training import trainer
-    from somna.training.checkpoint import load_checkpoint
-    from somna.training.config import load_experiment
     from somna.training.experiment import run_experiment
 
     run_dir = tmp_path / "resumed"

@@ -8,15 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from somna.evaluation import (
-    epoch_agreement,
-    format_agreement_table,
-    format_comparison_table,
-    mean_sd,
-    per_subject_agreement,
-    plot_confusion_matrix,
-    write_evaluation_report,
-)
+from somna.evaluation.agreement import epoch_agreement, mean_sd, per_subject_agreement
+from somna.report.figures import plot_confusion_matrix, save_figure
+from somna.report.run import format_agreement_table, format_comparison_table, write_evaluation_report
 from somna.stages import AASM, RK, THREE_CLASS, TWO_CLASS, UNSCORED
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -200,12 +194,14 @@ def results() -> tuple[dict, dict]:
 
 def test_plot_confusion_matrix_png(tmp_path, results) -> None:
     pooled, _ = results
-    path = plot_confusion_matrix(pooled["confusion"], pooled["labels"], tmp_path / "cm.png", title="t")
+    figure = plot_confusion_matrix(pooled["confusion"], pooled["labels"], title="t")
+    assert len(figure.axes) >= 2  # counts and row-normalised panels (plus colour bars)
+    path = save_figure(figure, tmp_path / "cm.png")
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 10_000
     assert not list(tmp_path.glob(".*.tmp"))
     with pytest.raises(ValueError):
-        plot_confusion_matrix([[1, 2]], ["W", "N1"], tmp_path / "bad.png")
+        plot_confusion_matrix([[1, 2]], ["W", "N1"])
 
 
 def test_write_evaluation_report(tmp_path, results) -> None:

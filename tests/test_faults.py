@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from somna.data.cohort import Cohort
-from somna.scoring import night_is_scored
+from somna.inference.batch import night_is_scored
 from somna.storage import sha256_file
 from somna.synth import write_synthetic_cohort
 
@@ -251,7 +251,7 @@ def test_batch_score_killed_mid_batch_skips_finished_nights_and_redoes_the_rest(
     for folder in folders:
         names = sorted(p.name for p in folder.iterdir())
         assert names == sorted(
-            ["hypnogram.csv", "hypnogram.edf", "metrics.json", "probabilities.csv", "report.html"]
+            [".somna.lock", "hypnogram.csv", "hypnogram.edf", "metrics.json", "probabilities.csv", "report.html"]
         )
-    assert (half / "hypnogram.csv").read_text().startswith("epoch,onset_s,clock_time,stage\n")
+    assert (half / "hypnogram.csv").read_text().startswith("epoch,onset_s,date,clock_time,stage,confidence\n")
     assert list(out.rglob("*.tmp")) == []

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from somna.evaluation.metric_agreement import metric_agreement, plot_bland_altman
+from somna.evaluation.metric_agreement import metric_agreement
 from somna.evaluation.sleep_metrics import sleep_metrics
 from somna.hypnogram import Hypnogram
 from somna.io.hypnogram_files import read_hypnogram
+from somna.report.figures import plot_bland_altman, save_figure
 from somna.stages import AASM
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -94,9 +95,9 @@ def test_bland_altman_png(tmp_path: Path) -> None:
     estimated = [
         {"tst_min": float(t + rng.normal(8, 10)), "rem_latency_min": None, "awakenings": 12} for t in tst
     ]
-    path = plot_bland_altman(
-        scored, estimated, ["TST", "rem_latency_min", "awakenings"], tmp_path / "f" / "ba.png"
-    )
+    figure = plot_bland_altman(scored, estimated, ["TST", "rem_latency_min", "awakenings"])
+    assert len(figure.axes) == 3
+    path = save_figure(figure, tmp_path / "f" / "ba.png")
     assert path == tmp_path / "f" / "ba.png"
     assert path.read_bytes()[:8] == PNG_MAGIC
     assert not list(path.parent.glob(".*.tmp"))
@@ -116,5 +117,5 @@ def test_bland_altman_on_real_nights(shared_data: Path, tmp_path: Path) -> None:
         estimated.append(sleep_metrics(Hypnogram(stages, h.label_set)))
     out = metric_agreement(scored, estimated)
     assert out["tst_min"]["bias"] < 0 and out["sleep_latency_min"]["bias"] >= 20.0
-    plot_bland_altman(scored, estimated, list(out), tmp_path / "ba.png")
+    save_figure(plot_bland_altman(scored, estimated, list(out)), tmp_path / "ba.png")
     assert (tmp_path / "ba.png").stat().st_size > 10_000

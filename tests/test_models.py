@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from somna.data.sequences import ChunkSampler, NightArrays, read_padded
-from somna.inference import predict_night
-from somna.models import ModelConfig, SequenceStager
+from somna.models import ModelConfig, StagingNetwork
+from somna.models.predict import predict_night as _predict_night
+from somna.models.torch_model import TorchStageModel
 from somna.stages import UNSCORED
 
 ALL_CHANS = (("eeg", 2), ("eog", 1), ("emg", 1))
@@ -24,10 +25,10 @@ def _config(modalities: tuple[str, ...] = ("eeg", "eog", "emg"), **kw: object) -
     return ModelConfig(modalities=modalities, n_chans=chans, **sizes)  # type: ignore[arg-type]
 
 
-def _model(config: ModelConfig, seed: int = 0) -> SequenceStager:
+def _model(config: ModelConfig, seed: int = 0) -> StagingNetwork:
     """A random model in eval mode, with non-trivial BatchNorm statistics (as after training)."""
     torch.manual_seed(seed)
-    model = SequenceStager(config)
+    model = StagingNetwork(config)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm1d):
@@ -52,6 +53,10 @@ def _night(config: ModelConfig, n_epochs: int, seed: int = 1) -> NightArrays:
     return NightArrays("R1", "S1", signals, np.zeros(n_epochs, dtype=np.int64))
 
 
+def predict_night(model: StagingNetwork, night: NightArrays, **kw: int) -> np.ndarray:
+    return _predict_night(TorchStageModel(model), night.signals, **kw)
+
+
 # --- shapes and the receptive field -------------------------------------------------------------------
 
 
@@ -71,8 +76,10 @@ def test_output_shape_per_modality_set_and_label_set(modalities: tuple[str, ...]
 
 
 def test_eeg_is_required() -> None:
-    with pytest.raises(ValueError, match="EEG"):
-        SequenceStager(ModelConfig(modalities=("eog", "emg")))
+    from somna.errors import SomnaError
+
+    with pytest.raises(SomnaError, match="must include 'eeg'"):
+        ModelConfig(modalities=("eog", "emg"))
 
 
 @pytest.mark.parametrize("tcn_kernel", [2, 3, 5])
@@ -82,13 +89,15 @@ def test_receptive_field_plus_attention_span_is_seq_len(tcn_kernel: int) -> None
         rf = 1 + (tcn_kernel - 1) * sum(config.tcn_dilations)
         assert config.attention_span >= 1, seq_len
         assert rf + config.attention_span - 1 == seq_len, seq_len
-    model = SequenceStager(ModelConfig(seq_len=20, tcn_kernel=tcn_kernel, embed_dim=8, cnn_width=4))
+    model = StagingNetwork(ModelConfig(seq_len=20, tcn_kernel=tcn_kernel, embed_dim=8, cnn_width=4))
     assert model.tcn.receptive_field + model.attention.span - 1 == model.seq_len == 20
 
 
 @pytest.mark.parametrize("seq_len", [1, 2])
 def test_seq_len_shorter_than_the_tcn_kernel_is_refused(seq_len: int) -> None:
-    with pytest.raises(ValueError, match="seq_len"):
+    from somna.errors import SomnaError
+
+    with pytest.raises(SomnaError, match="seq_len"):
         _config(seq_len=seq_len)
 
 
@@ -147,7 +156,7 @@ def test_chunk_equals_explicit_windows(config: ModelConfig) -> None:
 # --- whole-night inference ----------------------------------------------------------------------------
 
 
-def _explicit_probs(model: SequenceStager, night: NightArrays) -> np.ndarray:
+def _explicit_probs(model: StagingNetwork, night: NightArrays) -> np.ndarray:
     """Window of seq_len epochs ending at each epoch, padded before the night, last output."""
     seq_len = model.seq_len
     out = []
@@ -162,7 +171,7 @@ def _explicit_probs(model: SequenceStager, night: NightArrays) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def night_and_expected() -> tuple[SequenceStager, NightArrays, np.ndarray]:
+def night_and_expected() -> tuple[StagingNetwork, NightArrays, np.ndarray]:
     config = _config(seq_len=8)
     model = _model(config, seed=5)
     night = _night(config, n_epochs=45)
@@ -171,10 +180,10 @@ def night_and_expected() -> tuple[SequenceStager, NightArrays, np.ndarray]:
 
 @pytest.mark.parametrize(("chunk_epochs", "encode_epochs"), [(3, 1), (16, 5), (29, 256), (1024, 7)])
 def test_predict_night_equals_padded_windows(
-    night_and_expected: tuple[SequenceStager, NightArrays, np.ndarray], chunk_epochs: int, encode_epochs: int
+    night_and_expected: tuple[StagingNetwork, NightArrays, np.ndarray], chunk_epochs: int, encode_epochs: int
 ) -> None:
     model, night, expected = night_and_expected
-    model.train()  # predict_night must switch to eval itself
+    model.train()  # the torch backend must switch to eval itself
     probs = predict_night(model, night, chunk_epochs=chunk_epochs, encode_epochs=encode_epochs)
     assert not model.training
     assert probs.shape == (45, model.config.n_classes) and probs.dtype == np.float32
@@ -219,30 +228,31 @@ def test_bad_first_block_stride_is_refused() -> None:
         EpochCNN(3, stride=3)
 
 
-def test_saved_configs_without_newer_settings_get_the_values_they_were_built_with() -> None:
-    from somna.models.stager import LEGACY_DEFAULTS
+def test_model_config_round_trips_and_refuses_unknown_settings() -> None:
+    from somna.errors import SomnaError
 
     saved = _config(cnn_stride=10).to_dict()
     assert ModelConfig.from_dict(saved) == _config(cnn_stride=10)
-    old = {k: v for k, v in saved.items() if k not in LEGACY_DEFAULTS}
-    assert ModelConfig.from_dict(old).cnn_stride == 5
-    with pytest.raises(TypeError):
+    with pytest.raises(SomnaError, match="no_such_setting"):
         ModelConfig.from_dict({**saved, "no_such_setting": 1})
 
 
-def test_checkpoint_without_cnn_stride_loads_as_the_stride_5_model_it_is(tmp_path) -> None:
+def test_checkpoint_round_trip_and_format_check(tmp_path) -> None:
+    from somna.errors import CheckpointError
+    from somna.models.checkpoint import model_from_checkpoint, save_checkpoint
     from somna.stages import AASM
-    from somna.training.checkpoint import model_from_checkpoint, save_checkpoint
 
     model = _model(_config(cnn_stride=5), seed=11)
-    path = save_checkpoint(tmp_path / "old.pt", model, AASM, {"sfreq": 100.0})
-    state = torch.load(path, weights_only=True)
-    del state["model_config"]["cnn_stride"]  # as written before the setting existed
-    torch.save(state, path)
-    loaded, _ = model_from_checkpoint(path)
-    assert loaded.config.cnn_stride == 5
+    path = save_checkpoint(tmp_path / "model.pt", model, AASM, {"sfreq": 100.0})
+    loaded, state = model_from_checkpoint(path)
+    assert loaded.config == model.config and state["label_set"] == "aasm"
     night = _night(model.config, n_epochs=12)
     assert np.abs(predict_night(loaded, night) - predict_night(model, night)).max() < TOL
+    state = torch.load(path, weights_only=True)
+    state["format"] = "somna-checkpoint-1"  # written by an earlier version
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"another version of somna.*train the model again"):
+        model_from_checkpoint(tmp_path / "old.pt")
 
 
 def test_predict_night_shorter_than_context() -> None:

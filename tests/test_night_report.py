@@ -11,8 +11,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from somna.hypnogram import Hypnogram
-from somna.night_figures import figure_png, plot_hypnodensity, plot_hypnogram, plot_stage_percentages
-from somna.night_report import format_metric_value, write_night_report
+from somna.report.figures import figure_png, plot_hypnodensity, plot_hypnogram, plot_stage_percentages
+from somna.report.night import format_metric_value, write_night_report
 from somna.stages import AASM, RK, THREE_CLASS, UNSCORED, LabelSet, convert
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -75,6 +75,34 @@ def test_figures_build_and_render_png(label_set: LabelSet, start: datetime | Non
         png = figure_png(fig, dpi=40)
         assert png.startswith(PNG_MAGIC) and len(png) > 1000
     assert len(figures[1].axes) == 2
+
+
+def test_every_figure_draws_into_the_callers_axes() -> None:
+    from somna.report.figures import plot_bland_altman, plot_confusion_matrix
+
+    night, reference = _night(AASM), _night(AASM, seed=5)
+    fig = Figure(figsize=(12, 14))
+    axes = fig.subplots(4, 2).ravel()
+    calls = [
+        (lambda ax: plot_hypnogram(night, ax=ax), axes[0]),
+        (lambda ax: plot_hypnogram(night, reference, ax=ax), list(axes[1:3])),
+        (lambda ax: plot_hypnodensity(_probs(night), AASM, ax=ax), axes[3]),
+        (lambda ax: plot_stage_percentages(night, reference, ax=ax), axes[4]),
+        (lambda ax: plot_confusion_matrix(np.eye(5) * 10 + 1, AASM.labels, ax=ax), axes[5]),
+        (
+            lambda ax: plot_bland_altman(
+                [{"tst_min": 400.0}] * 3, [{"tst_min": 410.0}] * 3, ["tst_min"], ax=ax
+            ),
+            [axes[6]],
+        ),
+    ]
+    for draw, target in calls:
+        assert draw(target) is fig
+    assert all(ax.has_data() or ax.images for ax in axes[:7])
+    assert not axes[7].has_data()
+    with pytest.raises(ValueError, match="needs 2 axes"):
+        plot_hypnogram(night, reference, ax=axes[7])
+    assert figure_png(fig, dpi=30).startswith(PNG_MAGIC)
 
 
 def test_hypnogram_axis_order_and_clock_ticks() -> None:

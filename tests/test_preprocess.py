@@ -1,4 +1,4 @@
-"""Preprocessing: resampling, band-pass, EMG envelope, normalisation and the whole night."""
+"""Preprocessing: resampling, band-pass, EMG envelope, running normalisation and the whole night."""
 
 from __future__ import annotations
 
@@ -13,22 +13,32 @@ from somna.config import PreprocessConfig
 from somna.errors import SignalQualityError
 from somna.hypnogram import Hypnogram
 from somna.io.recording import Recording
-from somna.preprocess import bandpass_resample, emg_envelope, preprocess_night, resample, robust_scale
-from somna.preprocess.normalise import STATS_SAMPLES, quartiles, robust_scale_epochs
-from somna.preprocess.signals import fir_bandpass
+from somna.preprocess import ModalityStream, preprocess_night
+from somna.preprocess.filters import (
+    LinearPhaseFilter,
+    StatefulResampler,
+    convolve_valid,
+    fir_bandpass,
+    firwin_bandpass,
+)
+from somna.preprocess.normalise import RunningRobustScaler, epoch_quartiles
 from somna.stages import AASM, RK, UNSCORED
 
 
+def _to_100hz(x: np.ndarray, sfreq: float) -> np.ndarray:
+    resampled = StatefulResampler(sfreq, 100.0, x.shape[0]).push(x)
+    return fir_bandpass(resampled, 100.0, 0.3, min(35.0, 0.45 * sfreq))
+
+
 @pytest.mark.parametrize("sfreq", [50.0, 100.0, 128.0, 200.0, 256.0, 512.0])
-def test_resample_gives_100hz_length_and_keeps_a_10hz_rhythm(sfreq: float) -> None:
+def test_resample_and_bandpass_give_100hz_and_keep_a_10hz_rhythm(sfreq: float) -> None:
     t = np.arange(int(60 * sfreq)) / sfreq
     x = 30.0 * np.sin(2 * np.pi * 10.0 * t)[None, :]
-    y = bandpass_resample(x, sfreq, (0.3, 35.0), 100.0)
+    y = _to_100hz(x, sfreq)
     assert y.shape == (1, 6000)
     f, p = welch(y[0, 500:-500], fs=100.0, nperseg=1000)
     assert abs(f[np.argmax(p)] - 10.0) < 0.2
-    # amplitude preserved in the pass band (within 5 %)
-    assert np.std(y[0, 500:-500]) == pytest.approx(30.0 / np.sqrt(2), rel=0.05)
+    assert np.std(y[0, 500:-500]) == pytest.approx(30.0 / np.sqrt(2), rel=0.05)  # pass band kept
 
 
 def test_bandpass_removes_line_noise_and_drift() -> None:
@@ -36,37 +46,35 @@ def test_bandpass_removes_line_noise_and_drift() -> None:
     t = np.arange(int(120 * sfreq)) / sfreq
     alpha = 20.0 * np.sin(2 * np.pi * 10 * t)
     noisy = alpha + 50.0 * np.sin(2 * np.pi * 50 * t) + 200.0 * np.sin(2 * np.pi * 0.02 * t)
-    y = bandpass_resample(noisy[None, :], sfreq, (0.3, 35.0), 100.0)[0, 1000:-1000]
-    ref = resample(alpha[None, :], sfreq, 100.0)[0, 1000:-1000]
+    y = _to_100hz(noisy[None, :], sfreq)[0, 1000:-1000]
+    ref = StatefulResampler(sfreq, 100.0, 1).push(alpha[None, :])[0, 1000:-1000]
     assert np.sqrt(np.mean((y - ref) ** 2)) < 2.0
 
 
-def test_emg_envelope_of_raw_emg_is_its_rms_per_second() -> None:
-    rng = np.random.default_rng(0)
-    sfreq = 200.0
-    amplitude = np.repeat([5.0, 40.0, 5.0], 20 * int(sfreq))  # tone up for 20 s in the middle
-    raw = rng.standard_normal(amplitude.size) * amplitude
-    env = emg_envelope(raw[None, :], sfreq, 1.0, highpass=10.0)[0]
-    assert env.shape == (60,)
-    assert np.median(env[22:38]) > 5 * np.median(env[:18])
-    # high-pass at 10 Hz keeps ~ (1 - 20/200) of white-noise power within 10..90 Hz
-    assert np.median(env[22:38]) == pytest.approx(40.0 * np.sqrt(0.8), rel=0.15)
+@pytest.mark.parametrize(
+    ("sfreq", "band"),
+    [(100.0, (0.3, 35.0)), (256.0, (0.3, 35.0)), (200.0, (10.0, 90.0)), (512.0, (0.3, 35.0)),
+     (50.0, (0.3, 22.5)), (1000.0, (10.0, 100.0)), (128.0, (0.5, 40.0))],
+)  # fmt: skip
+def test_firwin_bandpass_is_mnes_design(sfreq: float, band: tuple[float, float]) -> None:
+    import mne
+
+    expected = mne.filter.create_filter(None, sfreq, *band, verbose="error")
+    taps = firwin_bandpass(sfreq, *band)
+    assert taps.shape == expected.shape
+    assert np.abs(taps - expected).max() < 1e-12
 
 
-def test_emg_envelope_at_1hz_passes_through() -> None:
-    env = np.abs(np.random.default_rng(1).standard_normal((1, 120))) + 1
-    assert np.array_equal(emg_envelope(env, 1.0, 1.0, highpass=10.0), env)
+def test_kaiser_resampler_design_is_scipys_firwin() -> None:
+    from scipy.signal import firwin
 
-
-def test_robust_scale_centres_scales_and_clips() -> None:
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((2, 100_000)) * np.array([[5.0], [50.0]]) + 7
-    x[0, :10] = 1e6  # artefact
-    y, _, scale = robust_scale(x, clip=20)
-    assert np.allclose(np.median(y, axis=1), 0, atol=0.02)
-    assert np.allclose(np.std(y[:, 100:], axis=1), 1, atol=0.05)
-    assert y.max() == 20
-    assert scale[1] == pytest.approx(50, rel=0.05)
+    for up, down in [(25, 64), (1, 2), (25, 32), (2, 1)]:
+        resampler = StatefulResampler(100.0 * down / up, 100.0, 1)
+        n = 2 * 10 * max(up, down) + 1
+        expected = firwin(n, 0.9 / max(up, down), window=("kaiser", 5.0)) * up
+        taps = np.zeros(resampler.n_taps * up)
+        taps[: expected.size] = expected
+        assert np.allclose(resampler.branches[:, ::-1].T.ravel()[: expected.size], expected, atol=1e-15)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +84,7 @@ def test_robust_scale_centres_scales_and_clips() -> None:
         (700, 100.0, (0.3, 35.0)),
         (256 * 600, 256.0, (0.3, 35.0)),
         (200 * 120, 200.0, (10.0, 90.0)),
-        (512 * 300, 512.0, (0.3, 35.0)),  # a 5,633-tap filter: larger overlap-add blocks
+        (512 * 300, 512.0, (0.3, 35.0)),  # a 5,633-tap filter: larger overlap-save blocks
     ],
 )
 def test_fir_bandpass_equals_mne_filter_data(n_times: int, sfreq: float, band: tuple[float, float]) -> None:
@@ -90,81 +98,89 @@ def test_fir_bandpass_equals_mne_filter_data(n_times: int, sfreq: float, band: t
     assert np.abs(y - expected).max() < 2e-6 * np.abs(x).max()
 
 
-def test_robust_scale_of_a_long_recording_matches_exact_quantiles() -> None:
-    rng = np.random.default_rng(4)
-    n = 4 * STATS_SAMPLES + 123
-    x = rng.standard_normal((2, n)) * np.array([[8.0], [40.0]]) + np.array([[3.0], [-5.0]])
-    _, median, scale = robust_scale(x)
-    q25, q50, q75 = np.percentile(x, [25, 50, 75], axis=1)
-    assert np.allclose(median, q50, atol=0.01 * (q75 - q25))
-    assert np.allclose(scale, (q75 - q25) / 1.349, rtol=0.01)
-    again = robust_scale(x)
-    assert np.array_equal(again[1], median) and np.array_equal(again[2], scale)
+@pytest.mark.parametrize("n_out", [5, 5000, 40_000])  # direct convolution, then overlap-save FFTs
+def test_convolve_valid_equals_numpy(n_out: int) -> None:
+    rng = np.random.default_rng(n_out)
+    taps = firwin_bandpass(100.0, 0.3, 35.0)
+    x = rng.standard_normal((2, n_out + taps.size - 1)).astype(np.float32)
+    expected = np.stack([np.convolve(row.astype(np.float64), taps, mode="valid") for row in x])
+    assert np.abs(convolve_valid(x, taps) - expected).max() < 1e-4
 
 
-def test_robust_scale_sampling_does_not_alias_a_rhythm() -> None:
-    # A tone whose period divides the sampling step would look flat on an evenly spaced grid.
-    n = 6 * STATS_SAMPLES
-    x = np.sin(2 * np.pi * np.arange(n) / 6)[None, :]
-    _, _, scale = robust_scale(x)
-    assert scale[0] == pytest.approx((np.percentile(x, 75) - np.percentile(x, 25)) / 1.349, rel=0.01)
+@pytest.mark.parametrize("chunk", [1, 37, 100, 3000, 100_000])
+def test_linear_phase_filter_in_chunks_equals_the_whole_signal(chunk: int) -> None:
+    rng = np.random.default_rng(chunk)
+    x = (rng.standard_normal((2, 20_000)) * 30).astype(np.float32)
+    whole = fir_bandpass(x, 100.0, 0.3, 35.0)
+    stream = LinearPhaseFilter(firwin_bandpass(100.0, 0.3, 35.0), 2)
+    parts = [stream.push(x[:, i : i + chunk]) for i in range(0, x.shape[1], chunk)]
+    ready = sum(p.shape[1] for p in parts)
+    assert ready == x.shape[1] - stream.delay  # the look-ahead: half the filter
+    out = np.concatenate([*parts, stream.flush()], axis=1)
+    assert out.shape == x.shape
+    assert np.abs(out - whole).max() < 1e-4 * np.abs(x).max()
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 10, 17, 101, 1000, 12_345])
-def test_quartiles_equal_numpy_percentile(n: int) -> None:
-    rng = np.random.default_rng(n)
-    for values in (rng.standard_normal(n).astype(np.float32), np.round(rng.standard_normal(n) * 2)):  # ties
-        before = values.copy()
-        expected = np.percentile(values.astype(np.float64), [25, 50, 75])
-        assert np.allclose(quartiles(values), expected, rtol=1e-6, atol=1e-6)
-        assert np.array_equal(values, before)  # the input is left as it was (it partitions a copy)
+def test_resampler_in_chunks_equals_the_whole_signal() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 256 * 60))
+    whole = StatefulResampler(256.0, 100.0, 1).push(x)
+    stream = StatefulResampler(256.0, 100.0, 1)
+    parts = np.concatenate([stream.push(x[:, i : i + 333]) for i in range(0, x.shape[1], 333)], axis=1)
+    assert np.allclose(parts, whole, atol=1e-10)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_robust_scale_epochs_equals_robust_scale_in_epochs(threads: int) -> None:
-    rng = np.random.default_rng(5)
-    x = (rng.standard_normal((3, 40 * 300)) * np.array([[5.0], [50.0], [1.0]])).astype(np.float32)
-    x[1, 7] = 1e4  # clipped
-    span = slice(300, 30 * 300)
-    scaled, _, _ = robust_scale(x, clip=20, reference=span, max_samples=4096)
-    expected = scaled.reshape(3, 40, 300).transpose(1, 0, 2)
-    copy = robust_scale_epochs(x, 300, clip=20, reference=span, threads=threads, max_samples=4096)
-    assert copy.shape == (40, 3, 300) and copy.flags.c_contiguous
-    assert np.array_equal(copy, expected)
-    in_place = robust_scale_epochs(
-        x, 300, clip=20, reference=span, threads=threads, overwrite=True, max_samples=4096
-    )
-    assert np.shares_memory(in_place, x) and np.array_equal(in_place, expected)
-    with pytest.raises(ValueError, match="whole epochs"):
-        robust_scale_epochs(x[:, :1000], 300)
-    with pytest.raises(ValueError, match="float32"):
-        robust_scale_epochs(x.astype(np.float64), 300, overwrite=True)
+def test_emg_stream_of_raw_emg_is_its_log_rms_per_second() -> None:
+    rng = np.random.default_rng(0)
+    sfreq = 200.0
+    amplitude = np.repeat([5.0, 40.0, 5.0], 30 * int(sfreq))  # tone up for the middle epoch
+    raw = rng.standard_normal(amplitude.size) * amplitude
+    stream = ModalityStream("emg", sfreq, 1, PreprocessConfig())
+    envelope = stream._after_filters(raw[None, :], whole=True)[0]  # log µV, before normalisation
+    assert envelope.shape == (90,)
+    # high-pass at 10 Hz keeps ~ (1 - 20/200) of white-noise power within 10..90 Hz
+    assert np.exp(np.median(envelope[32:58])) == pytest.approx(40.0 * np.sqrt(0.8), rel=0.15)
+    assert np.median(envelope[32:58]) - np.median(envelope[:28]) == pytest.approx(np.log(8.0), abs=0.2)
 
 
-def test_stats_samples_is_part_of_the_preprocessing_and_old_models_keep_2_19() -> None:
-    from somna.config import PreprocessConfig
-    from somna.errors import SomnaError
-    from somna.staging import LEGACY_STATS_SAMPLES, SleepStager
-
-    assert PreprocessConfig().stats_samples == STATS_SAMPLES == 2**17
-    with pytest.raises(SomnaError, match="stats_samples"):
-        PreprocessConfig(stats_samples=10)
-    old = {k: v for k, v in vars(PreprocessConfig()).items() if k != "stats_samples"}
-    assert SleepStager([], "aasm", ("eeg",), old).preprocess["stats_samples"] == LEGACY_STATS_SAMPLES == 2**19
-    assert SleepStager([], "aasm", ("eeg",), vars(PreprocessConfig())).preprocess["stats_samples"] == 2**17
-    # fewer samples, a different (but equally good) estimate of the same quantiles
-    x = np.random.default_rng(6).standard_normal((1, 3_000_000)) * 10
-    _, m17, s17 = robust_scale(x, max_samples=2**17)
-    _, m19, s19 = robust_scale(x, max_samples=2**19)
-    assert not np.array_equal(s17, s19)
-    assert abs(m17[0] - m19[0]) < 0.01 * s19[0] and s17[0] == pytest.approx(s19[0], rel=0.01)
+def test_emg_envelope_at_1hz_is_its_log() -> None:
+    env = np.abs(np.random.default_rng(1).standard_normal((1, 120))) + 1
+    stream = ModalityStream("emg", 1.0, 1, PreprocessConfig())
+    assert np.allclose(stream._after_filters(env, whole=True), np.log(env + 1e-3), atol=1e-6)
 
 
-def test_robust_scale_rejects_flat_channel() -> None:
-    x = np.zeros((1, 1000))
-    x[0, :5] = 1
-    with pytest.raises(ValueError, match="flat"):
-        robust_scale(x)
+def test_running_scaler_uses_the_epochs_so_far_and_ignores_a_short_flat_stretch() -> None:
+    rng = np.random.default_rng(2)
+    epochs = (rng.standard_normal((1, 40, 3000)) * 50 + 7).astype(np.float32)
+    epochs[0, 10:15] = 7.0  # a loose lead for 5 of 40 epochs
+    epochs[0, 20, :10] = 1e6  # an artefact
+    whole = RunningRobustScaler(1, clip=20).scale(epochs)
+    assert whole.shape == (40, 1, 3000)
+    median, iqr = epoch_quartiles(epochs)
+    for k in (0, 9, 25, 39):  # epoch k: the median of the epoch medians and IQRs of epochs 0 … k
+        centre, spread = np.median(median[0, : k + 1]), np.median(iqr[0, : k + 1]) / 1.349
+        assert np.allclose(whole[k, 0], np.clip((epochs[0, k] - centre) / spread, -20, 20), atol=1e-4)
+    assert np.std(whole[30:, 0]) == pytest.approx(1.0, rel=0.1)  # the flat stretch did not shrink the scale
+    assert whole.max() == 20.0
+    pieces = RunningRobustScaler(1, clip=20)
+    chunked = np.concatenate([pieces.scale(epochs[:, i : i + 7]) for i in range(0, 40, 7)])
+    assert np.array_equal(chunked, whole)
+
+
+@pytest.mark.parametrize(
+    ("modality", "sfreq"), [("eeg", 256.0), ("eeg", 100.0), ("emg", 200.0), ("emg", 1.0)]
+)
+def test_modality_stream_in_chunks_equals_one_run(modality: str, sfreq: float) -> None:
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, int(sfreq * 30 * 12))) * 20 + (5 if sfreq < 10 else 0)
+    x = np.abs(x) if sfreq < 10 else x
+    whole = ModalityStream(modality, sfreq, 1, PreprocessConfig()).run(x)
+    stream = ModalityStream(modality, sfreq, 1, PreprocessConfig())
+    step = max(1, int(sfreq * 1.7))
+    parts = [stream.push(x[:, i : i + step]) for i in range(0, x.shape[1], step)]
+    chunked = np.concatenate([*parts, stream.flush()])
+    assert whole.shape == chunked.shape == (12, 1, round(30 * (1.0 if modality == "emg" else 100.0)))
+    assert np.abs(chunked - whole).max() < 1e-3
 
 
 def _recording(n_epochs: int, emg_sfreq: float, rng: np.random.Generator) -> Recording:
@@ -208,6 +224,27 @@ def test_preprocess_night_trims_wake_and_epochs_every_modality(emg_sfreq: float)
     assert np.sum(night.stages == AASM.code("N3")) == 10
     assert np.sum(night.rk_stages == RK.code("S4")) == 10
     assert night.subject_id == "SC00"
+
+
+def test_preprocess_night_restarts_the_stream_where_asked() -> None:
+    rng = np.random.default_rng(6)
+    stages = np.r_[[0] * 30, [2] * 10, [0] * 30]
+    rec = _recording(stages.size, 1.0, rng)
+    rec.signals["eeg"][:, : 20 * 3000] *= 10  # loud first 20 epochs
+    config = PreprocessConfig(trim_wake_min=None)
+    one = preprocess_night(rec, Hypnogram(stages, AASM), config)
+    two = preprocess_night(rec, Hypnogram(stages, AASM), config, stream_starts=(20,))
+    # the same stream up to the restart, but for the band-pass's end padding in the last epoch before it
+    assert np.allclose(one.signals["eeg"][:19], two.signals["eeg"][:19], atol=1e-4)
+    # after the restart the loud start no longer sets the scale (without it, until the quiet epochs
+    # outnumber the loud ones)
+    assert np.std(two.signals["eeg"][20:30]) > 5 * np.std(one.signals["eeg"][20:30])
+    assert np.std(two.signals["eeg"][20:30]) == pytest.approx(1.0, rel=0.2)
+    alone = Recording(
+        **{**rec.__dict__, "signals": {m: x[:, x.shape[1] * 20 // 70 :] for m, x in rec.signals.items()}}
+    )
+    tail = preprocess_night(alone, Hypnogram(stages[20:], AASM), config)
+    assert np.allclose(tail.signals["eeg"], two.signals["eeg"][20:], atol=1e-4)
 
 
 def test_preprocess_night_keeps_whole_recording_without_trimming() -> None:

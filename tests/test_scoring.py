@@ -12,13 +12,14 @@ import pytest
 
 from somna.cli import main
 from somna.errors import ChannelError, CheckpointError, HypnogramError, SignalQualityError
-from somna.evaluation import epoch_agreement
+from somna.evaluation.agreement import epoch_agreement
 from somna.hypnogram import Hypnogram
+from somna.inference import load_stager
+from somna.inference.scoring import score_psg, write_scored_night
 from somna.io import read_hypnogram
+from somna.io.channels import channel_spec
 from somna.io.edf_write import EdfChannel, write_hypnogram_edf, write_psg_edf
-from somna.scoring import channel_spec, score_psg, write_scored_night
-from somna.stages import AASM, NREM_REM, RK, THREE_CLASS, TWO_CLASS
-from somna.staging import SleepStager, merge_hierarchical
+from somna.stages import AASM, NREM_REM, RK, THREE_CLASS, TWO_CLASS, merge_hierarchical
 
 
 @pytest.fixture(scope="module")
@@ -29,20 +30,26 @@ def trained(tiny_trained_run: tuple[Path, Path, Path]) -> tuple[Path, Path, Path
 @pytest.mark.slow
 def test_score_writes_every_output_and_the_edf_hypnogram_reads_back(trained, tmp_path: Path) -> None:
     run, psg, _ = trained
-    stager = SleepStager.from_run(run)
-    scored = score_psg(psg, stager, model_name="tiny")
+    stager = load_stager(run)
+    scored = score_psg(psg, stager)
     paths = write_scored_night(scored, tmp_path / "out")
     assert set(paths) == {"hypnogram_csv", "hypnogram_edf", "probabilities", "metrics", "report"}
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
     n = len(scored.hypnogram)
-    assert scored.probs.shape == (n, AASM.n_classes)
-    assert np.allclose(scored.probs.sum(axis=1), 1.0, atol=1e-4)
+    proba = scored.hypnogram.proba
+    assert proba is not None and proba.shape == (n, AASM.n_classes)
+    assert np.allclose(proba.sum(axis=1), 1.0, atol=1e-4)
     back = read_hypnogram(paths["hypnogram_edf"])
     assert back.label_set is AASM and np.array_equal(back.stages, scored.hypnogram.stages)
     rows = list(csv.DictReader(paths["hypnogram_csv"].open()))
     assert len(rows) == n and [r["stage"] for r in rows[:3]] == [AASM.label(int(s)) for s in back.stages[:3]]
+    assert rows[0]["clock_time"] and rows[0]["date"] and 0 < float(rows[0]["confidence"]) <= 1
+    probabilities = list(csv.DictReader(paths["probabilities"].open()))
+    assert len(probabilities) == n and float(probabilities[1]["onset_s"]) == 30.0
+    assert sum(float(probabilities[0][f"p_{s}"]) for s in AASM.labels) == pytest.approx(1.0, abs=1e-3)
     metrics = json.loads(paths["metrics"].read_text())
     assert metrics["n_epochs"] == n and metrics["metrics"]
+    assert metrics["backend"] == stager.backend and metrics["model"] == str(run)
     html = paths["report"].read_text()
     assert html.count("data:image/png;base64,") >= 3 and "http://" not in html.replace("http://www.w3", "")
 
@@ -52,7 +59,7 @@ def test_score_with_a_reference_reports_agreement_computed_on_the_same_epochs(
     trained, tmp_path: Path
 ) -> None:
     run, psg, hypnogram = trained
-    scored = score_psg(psg, SleepStager.from_run(run), reference=hypnogram)
+    scored = score_psg(psg, load_stager(run), reference=hypnogram)
     reference = scored.reference
     assert reference is not None and len(reference) == len(scored.hypnogram)
     expected = epoch_agreement(reference.stages, scored.hypnogram.stages, AASM)
@@ -75,23 +82,28 @@ def test_score_command_line(trained, tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.slow
 def test_score_errors_are_clear(trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run, psg, _ = trained
-    stager = SleepStager.from_run(run)
+    stager = load_stager(run)
     with pytest.raises(ChannelError, match=r"C4-M1.*EEG Fpz-Cz"):
         score_psg(psg, stager, channel_spec(eeg="C4-M1,O2-M1"))
     with pytest.raises(ChannelError, match="reads 2 EEG channel"):
         score_psg(psg, stager, channel_spec(eeg="EEG Fpz-Cz"))
+    with pytest.raises(ChannelError, match="reads 2 EEG channel"):
+        stager.predict(psg, eeg="EEG Fpz-Cz")
     other = tmp_path / "SC4991EC-Hypnogram.edf"
     write_hypnogram_edf(other, Hypnogram(np.zeros(20, dtype=np.int8), RK), datetime(1989, 4, 24, 16, 0))
     with pytest.raises(HypnogramError):
         score_psg(psg, stager, reference=other)
     assert main(["score", str(psg), "--model", str(tmp_path / "nothing")]) == 2
+    assert "nothing: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["score", str(psg), "--model", str(tmp_path / "empty")]) == 2
     assert "no trained model here" in capsys.readouterr().err
     with pytest.raises(CheckpointError):
-        SleepStager.from_run(tmp_path)
+        load_stager(tmp_path)
 
 
 def test_too_short_recording_is_a_clear_error(tmp_path: Path) -> None:
-    from somna.models import ModelConfig, SequenceStager
+    from somna.models import ModelConfig, StagingNetwork
 
     rng = np.random.default_rng(0)
     start = datetime(2000, 1, 1, 23, 0)
@@ -99,8 +111,12 @@ def test_too_short_recording_is_a_clear_error(tmp_path: Path) -> None:
     chans += [EdfChannel("EOG horizontal", rng.standard_normal(20 * 100) * 20, 100.0)]
     chans += [EdfChannel("EMG submental", np.abs(rng.standard_normal(20)) + 1, 1.0, physical_range=(0, 100))]
     write_psg_edf(tmp_path / "short-PSG.edf", chans, start, data_record_s=10.0)
-    model = SequenceStager(ModelConfig(seq_len=8, embed_dim=16, cnn_width=8))
-    stager = SleepStager([{"model": model}], "aasm", ("eeg", "eog", "emg"), {"trim_wake_min": 30.0})
+    from somna.config import PreprocessConfig
+    from somna.inference import Stager
+    from somna.models.torch_model import TorchStageModel
+
+    model = TorchStageModel(StagingNetwork(ModelConfig(seq_len=8, embed_dim=16, cnn_width=8)))
+    stager = Stager([{"model": model}], "aasm", ("eeg", "eog", "emg"), PreprocessConfig())
     with pytest.raises(SignalQualityError, match="shorter than one 30-s epoch"):
         score_psg(tmp_path / "short-PSG.edf", stager)
 

@@ -17,21 +17,22 @@ import numpy as np
 import pytest
 import torch
 
+from somna.config import CVConfig, DataConfig, ExperimentConfig, TrainConfig
 from somna.data.cohort import Cohort
 from somna.data.sequences import NightArrays, load_night
 from somna.data.splits import Fold, holdout_split
 from somna.errors import CheckpointError, LeakageError, SomnaError
-from somna.inference import predict_night
-from somna.models import ModelConfig, SequenceStager
-from somna.stages import AASM, UNSCORED
-from somna.training import trainer
-from somna.training.checkpoint import (
+from somna.models import ModelConfig, StagingNetwork
+from somna.models.checkpoint import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
-from somna.training.config import CVConfig, DataConfig, ExperimentConfig, TrainConfig
+from somna.models.predict import predict_night as _predict_night
+from somna.models.torch_model import TorchStageModel
+from somna.stages import AASM, UNSCORED
+from somna.training import trainer
 from somna.training.experiment import evaluate_run, run_experiment
 from somna.training.trainer import TrainResult, records_of, train_model
 
@@ -54,7 +55,7 @@ def fold(cohort: Cohort) -> Fold:
 
 @pytest.fixture(scope="module")
 def model_config() -> ModelConfig:
-    experiment = ExperimentConfig(model=MODEL)
+    experiment = ExperimentConfig(model=ModelConfig(**MODEL))
     return experiment.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, AASM.n_classes)
 
 
@@ -79,6 +80,10 @@ def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"tensors differ: {different}"
+
+
+def predict_night(model: StagingNetwork, night: NightArrays) -> np.ndarray:
+    return _predict_night(TorchStageModel(model), night.signals)
 
 
 # --- leakage guard ------------------------------------------------------------------------------------
@@ -108,11 +113,11 @@ def test_train_model_refuses_a_leaky_fold_before_reading_data(
 def test_a_non_finite_loss_stops_training_before_the_weights_are_touched(
     cohort: Cohort, fold: Fold, model_config: ModelConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from somna.models import SequenceStager
+    from somna.models import StagingNetwork
 
-    forward = SequenceStager.forward
+    forward = StagingNetwork.forward
     nan_logits = lambda self, signals: forward(self, signals) * float("nan")  # noqa: E731
-    monkeypatch.setattr(SequenceStager, "forward", nan_logits)
+    monkeypatch.setattr(StagingNetwork, "forward", nan_logits)
     with pytest.raises(SomnaError, match=r"training diverged: the loss of a batch of pass 1 is nan"):
         _train(cohort, fold, model_config, tmp_path / "run", replace(TRAIN, max_epochs=1))
     assert not list((tmp_path / "run").glob("*.pt"))
@@ -123,7 +128,7 @@ def test_training_device_is_checked_before_any_pass(
 ) -> None:
     single = trainer.distributed.context()
     assert trainer.training_device("cpu", single) == torch.device("cpu")
-    with pytest.raises(SomnaError, match=r"must be 'auto', 'cpu' or 'cuda', not 'gpu'"):
+    with pytest.raises(SomnaError, match=r"must be one of \['auto', 'cpu', 'cuda'\], not 'gpu'"):
         _train(cohort, fold, model_config, tmp_path / "bad", replace(TRAIN, device="gpu", max_epochs=1))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert trainer.training_device("auto", single) == torch.device("cpu")
@@ -217,7 +222,7 @@ def test_checkpoint_contents_and_round_trip(
 
     model, loaded = model_from_checkpoint(ref_dir / "best.pt")
     assert not model.training and model.config == model_config and loaded["best_pass"] == result.best_pass
-    by_hand = SequenceStager(model_config)
+    by_hand = StagingNetwork(model_config)
     by_hand.load_state_dict(state["model_state"])
     night = load_night(cohort, records_of(cohort, fold.test)[0], AASM, model_config.modalities)
     np.testing.assert_array_equal(predict_night(model, night), predict_night(by_hand, night))
@@ -226,7 +231,7 @@ def test_checkpoint_contents_and_round_trip(
 def test_save_and_load_give_identical_predictions(tmp_path: Path) -> None:
     config = ModelConfig(modalities=("eeg", "eog"), n_chans=(("eeg", 2), ("eog", 1)), n_classes=3, **MODEL)
     torch.manual_seed(4)
-    model = SequenceStager(config)
+    model = StagingNetwork(config)
     model.train()
     with torch.no_grad():  # move BatchNorm statistics away from their initial values
         model({"eeg": torch.randn(2, 9, 2, 3000) * 3 + 1, "eog": torch.randn(2, 9, 1, 3000)})
@@ -251,7 +256,7 @@ class Opaque:
 
 def _write_case(case: str, path: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    good = save_checkpoint(tmp_path / "good.pt", SequenceStager(ModelConfig(**MODEL)), AASM, {"sfreq": 100.0})
+    good = save_checkpoint(tmp_path / "good.pt", StagingNetwork(ModelConfig(**MODEL)), AASM, {"sfreq": 100.0})
     raw = good.read_bytes()
     if case == "truncated_half":
         path.write_bytes(raw[: len(raw) // 2])
@@ -360,7 +365,7 @@ EXPERIMENT_NAME = "tiny"
 def _experiment(cohort: Cohort) -> ExperimentConfig:
     return ExperimentConfig(
         data=DataConfig(cache=str(cohort.root)),
-        model=MODEL,
+        model=ModelConfig(**MODEL),
         training=replace(TRAIN, max_epochs=2),
         cv=CV,
         name=EXPERIMENT_NAME,

@@ -1,4 +1,4 @@
-"""The main job on built-in data: synthesise a Sleep-EDF-like cohort, prepare it, train and evaluate."""
+"""The main job on built-in data: synthesise a Sleep-EDF-like cohort, prepare it, train, evaluate, score."""
 
 from __future__ import annotations
 
@@ -6,36 +6,26 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from somna.data import Cohort, prepare_cohort
-from somna.synth import write_synthetic_cohort
-from somna.training.config import CVConfig, DataConfig, ExperimentConfig, TrainConfig
+from somna.config import load_experiment
 
-__all__ = ["DEMO_EXPERIMENT", "run_demo"]
-
-DEMO_EXPERIMENT = ExperimentConfig(
-    name="demo",
-    data=DataConfig(cache="runs/demo/cache", label_set="aasm", modalities=("eeg", "eog", "emg")),
-    model={"seq_len": 20, "embed_dim": 64, "cnn_width": 16, "cnn_stride": 10},
-    training=TrainConfig(
-        max_epochs=12, patience=4, batch_size=8, chunk_len=128, lr=2e-3, class_weights="sqrt"
-    ),
-    cv=CVConfig(n_folds=4, validation_fraction=0.2, test_fraction=0.25, seed=0),
-)
-"""The demo's experiment; ``configs/demo.toml`` holds the same settings for ``somna train``/``cv``."""
+__all__ = ["run_demo"]
 
 
-def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) -> dict:
+def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) -> dict[str, Any]:
     """Synthesise, prepare, train and evaluate 5-class and hierarchical 3-class models, score one night.
+
+    The experiment is the packaged ``demo`` config (``somna train --config demo`` runs the same).
 
     Parameters
     ----------
     out : Path
         Run folder; holds ``edf/`` (synthetic Sleep-EDF files), ``cache/`` (prepared cohort),
-        ``stage_spectra.png``, ``model/`` (5-class: checkpoints, predictions, ``evaluation.md``,
-        ``confusion_matrix.png``), ``hierarchical/`` (the same for 3-class) and ``score/<record>/``
-        (one held-out night scored: hypnogram, probabilities, metrics, ``report.html``). Rerunning reuses
-        what is already there.
+        ``stage_spectra.png``, ``model/`` (5-class: checkpoints, ONNX export, predictions,
+        ``evaluation.md``, ``confusion_matrix.png``), ``hierarchical/`` (the same for 3-class) and
+        ``score/<record>/`` (one held-out night scored: hypnogram, probabilities, metrics,
+        ``report.html``). Rerunning reuses what is already there.
     n_subjects : int
         Synthetic subjects, two nights each.
     seed : int
@@ -46,12 +36,16 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     Returns
     -------
     dict
-        Pooled agreement on the test subjects.
+        Pooled agreement on the test subjects (synthetic nights).
     """
+    from somna.data import Cohort, prepare_cohort
     from somna.evaluation.sleep_metrics import format_metrics_table
-    from somna.plotting import plot_cohort_spectra
-    from somna.scoring import score_psg, write_scored_night
-    from somna.staging import HIERARCHICAL, SleepStager
+    from somna.inference import load_stager
+    from somna.inference.scoring import score_psg, write_scored_night
+    from somna.report.cohort import plot_cohort_spectra
+    from somna.report.figures import save_figure
+    from somna.stages import HIERARCHICAL
+    from somna.synth import write_synthetic_cohort
     from somna.training.experiment import run_experiment
 
     out = Path(out)
@@ -66,9 +60,12 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     cohort = prepare_cohort(edf_dir, out / "cache", workers=workers)
     print(f"{cohort!r}; epochs per stage after trimming to the sleep period ± 30 min:")
     print(cohort.format_stage_table())
-    figure = plot_cohort_spectra(Cohort.open(out / "cache", verify=False), out / "stage_spectra.png")
+    figure = save_figure(
+        plot_cohort_spectra(Cohort.open(out / "cache", verify=False)), out / "stage_spectra.png"
+    )
     print(f"[3/6] per-stage EEG/EOG spectra written to {figure}")
-    experiment = replace(DEMO_EXPERIMENT, data=replace(DEMO_EXPERIMENT.data, cache=str(out / "cache")))
+    demo = load_experiment("demo")
+    experiment = replace(demo, data=replace(demo.data, cache=str(out / "cache")))
     print("[4/6] training the 5-class model (EEG+EOG+EMG) on a subject-wise train/validation/test split")
     pooled = run_experiment(experiment, out / "model", mode="holdout")
     print("[5/6] hierarchical 3-class staging on the same split: Wake vs Sleep, then REM vs NREM on sleep")
@@ -84,11 +81,12 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     print(
         f"[6/6] scoring held-out night {Path(entry.psg).name} with the 5-class model, against its hypnogram"
     )
-    scored = score_psg(
-        entry.psg, SleepStager.from_run(out / "model"), reference=entry.hypnogram, model_name="demo"
-    )
+    scored = score_psg(entry.psg, load_stager(out / "model"), reference=entry.hypnogram)
     paths = write_scored_night(scored, out / "score" / entry.record)
     print(format_metrics_table(scored.metrics))
     print(f"night report: {paths['report']}")
     print(f"done in {time.perf_counter() - t0:.0f} s; models and reports in {out}")
+    print("All numbers above come from synthetic nights (somna's own generator), not real recordings.")
+    print(f"next: somna score PSG.edf --model {out / 'model'}")
+    print(f"      somna stream {entry.psg} --model {out / 'model'}")
     return pooled

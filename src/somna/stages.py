@@ -16,6 +16,7 @@ import numpy as np
 
 __all__ = [
     "AASM",
+    "HIERARCHICAL",
     "LABEL_SETS",
     "NREM_REM",
     "RK",
@@ -26,9 +27,11 @@ __all__ = [
     "convert",
     "get_label_set",
     "is_stage_annotation",
+    "merge_hierarchical",
     "parse_stage",
     "stage_codes_from_strings",
     "stage_counts",
+    "task_label_sets",
 ]
 
 UNSCORED: int = -1
@@ -242,3 +245,62 @@ def stage_counts(codes: np.ndarray, label_set: LabelSet) -> dict[str, int]:
     counts = {label: int(np.sum(codes == i)) for i, label in enumerate(label_set.labels)}
     counts["?"] = int(np.sum(codes == UNSCORED))
     return counts
+
+
+HIERARCHICAL = "hierarchical"
+"""Task name of hierarchical 3-class staging: stage 1 Wake vs Sleep, stage 2 REM vs NREM on sleep."""
+
+
+def task_label_sets(name: str) -> tuple[LabelSet, list[tuple[str | None, LabelSet]]]:
+    """Output label set of a task and the (role, label set) of each model it trains.
+
+    ``"hierarchical"`` gives 3-class output from two models, ``stage1`` (W / Sleep) and ``stage2``
+    (NREM / REM, trained on sleep epochs only: wake epochs stay in the sequence as context but are not
+    targets); any other name is one model with that label set (role ``None``).
+    """
+    if name == HIERARCHICAL:
+        return THREE_CLASS, [("stage1", TWO_CLASS), ("stage2", NREM_REM)]
+    label_set = get_label_set(name)
+    return label_set, [(None, label_set)]
+
+
+def merge_hierarchical(sleep_probs: np.ndarray, rem_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge stage 1 (W / Sleep) and stage 2 (NREM / REM) outputs into Wake / NREM / REM.
+
+    Stages follow the cascade: an epoch is W when stage 1 gives P(sleep) < 0.5; otherwise stage 2
+    decides NREM or REM. Probabilities are ``P(W) = 1 - P(sleep)``, ``P(NREM) = P(sleep) P(NREM | sleep)``
+    and ``P(REM) = P(sleep) P(REM | sleep)`` (a hypnodensity; its argmax can differ from the cascade
+    only where P(sleep) is close to 0.5).
+
+    Parameters
+    ----------
+    sleep_probs : np.ndarray, shape (n_epochs, 2)
+        Stage-1 probabilities in :data:`TWO_CLASS` order (W, Sleep).
+    rem_probs : np.ndarray, shape (n_epochs, 2)
+        Stage-2 probabilities in :data:`NREM_REM` order (NREM, REM).
+
+    Returns
+    -------
+    probs : np.ndarray of float32, shape (n_epochs, 3)
+        In :data:`THREE_CLASS` order.
+    stages : np.ndarray of int64, shape (n_epochs,)
+        :data:`THREE_CLASS` codes from the cascade.
+
+    Examples
+    --------
+    >>> probs, stages = merge_hierarchical(np.array([[0.2, 0.8]]), np.array([[0.25, 0.75]]))
+    >>> probs.round(2).tolist(), THREE_CLASS.label(int(stages[0]))
+    ([[0.2, 0.2, 0.6]], 'REM')
+    """
+    p_sleep = sleep_probs[:, TWO_CLASS.code("Sleep")]
+    p_rem = rem_probs[:, NREM_REM.code("REM")]
+    probs = np.empty((p_sleep.size, THREE_CLASS.n_classes), dtype=np.float32)
+    probs[:, THREE_CLASS.code("W")] = 1.0 - p_sleep
+    probs[:, THREE_CLASS.code("NREM")] = p_sleep * (1.0 - p_rem)
+    probs[:, THREE_CLASS.code("REM")] = p_sleep * p_rem
+    stages = np.where(
+        p_sleep < 0.5,
+        THREE_CLASS.code("W"),
+        np.where(p_rem >= 0.5, THREE_CLASS.code("REM"), THREE_CLASS.code("NREM")),
+    ).astype(np.int64)
+    return probs, stages

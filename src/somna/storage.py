@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "sha256_file", "writable_folder", "write_json_atomic"]
+__all__ = ["atomic_write", "folder_lock", "sha256_file", "writable_folder", "write_json_atomic"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -74,3 +76,40 @@ def writable_folder(path: str | Path) -> Path:
     except OSError as err:
         raise SomnaError(f"cannot write the output folder: {err.strerror or err}", out) from None
     return out
+
+
+LOCK_NAME = ".somna.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on an output folder while writing into it; one writer at a time.
+
+    The lock is an ``fcntl`` lock on ``folder/.somna.lock`` (holding the writer's process id), which the
+    operating system releases when the writer exits, however it ends. Temporary files left in the
+    folder by a killed writer are removed once the lock is held (no live writer can own them then).
+
+    Raises
+    ------
+    SomnaError
+        If another process holds the lock ("being written by process N").
+    """
+    from somna.errors import SomnaError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise SomnaError(f"is being written by process {holder}; wait for it to finish", folder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock

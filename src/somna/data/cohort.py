@@ -14,29 +14,27 @@ contiguous read from the memory map.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from somna import __version__
-from somna.config import CohortConfig, config_to_dict
+from somna.config import CohortConfig
 from somna.errors import CacheError, SomnaError
 from somna.io import align_hypnogram, find_sleep_edf_pairs, read_hypnogram, read_psg
 from somna.preprocess import EpochedNight, preprocess_night
-from somna.preprocess.signals import set_filter_threads
+from somna.preprocess.filters import set_filter_threads
+from somna.runner import Failure, run_nights
 from somna.stages import AASM, RK, stage_counts
 from somna.storage import atomic_write, sha256_file, write_json_atomic
 
 __all__ = ["Cohort", "CohortEntry", "epoch_dtype", "prepare_cohort"]
 
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3
 """Bumped whenever cached epochs would differ for the same config. 2: float32 FIR filtering
 (:func:`somna.preprocess.signals.fir_bandpass`) and quantiles from a sample of each channel
 (:func:`somna.preprocess.robust_scale`)."""
@@ -56,7 +54,7 @@ def epoch_dtype(config: CohortConfig) -> np.dtype:
 
 
 def _config_key(config: CohortConfig) -> str:
-    return json.dumps(config_to_dict(config), sort_keys=True)
+    return json.dumps(config.to_dict(), sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -91,15 +89,13 @@ def _night_to_array(night: EpochedNight, dtype: np.dtype) -> np.ndarray:
 
 
 def _init_worker() -> None:
-    """A prepare worker: one thread for torch and the filters (the workers share the cores)."""
-    import torch
-
-    torch.set_num_threads(1)
+    """A prepare worker: one thread for the filters (the workers share the cores)."""
     set_filter_threads(1)
 
 
-def _prepare_one(psg: str, hypnogram: str, config: CohortConfig, out_dir: str) -> dict[str, Any]:
+def _prepare_one(job: tuple[str, str, CohortConfig, str]) -> dict[str, Any]:
     """Worker: read, preprocess and cache one night; returns its manifest entry. Memory: one night."""
+    psg, hypnogram, config, out_dir = job
     recording = read_psg(psg, channels=config.channels, modalities=tuple(config.channels))
     hyp = align_hypnogram(read_hypnogram(hypnogram), recording)
     night = preprocess_night(recording, hyp, config.preprocess, modalities=tuple(config.channels))
@@ -208,35 +204,24 @@ def prepare_cohort(
         else:
             todo.append((psg, hyp))
     failures: dict[str, str] = {}
-    bar = tqdm(
-        total=len(pairs), initial=len(pairs) - len(todo), desc="prepare", unit="night", disable=not progress
+    results = run_nights(
+        [(psg, hyp, config, str(rec_dir)) for psg, hyp in todo],
+        _prepare_one,
+        workers=workers,
+        initializer=_init_worker,
+        desc="prepare",
+        progress=progress,
+        already_done=len(pairs) - len(todo),
     )
-    if workers <= 1 or len(todo) <= 1:
-        for psg, hyp in todo:
-            try:
-                data = _prepare_one(psg, hyp, config, str(rec_dir))
-                entries[data["record"]] = data
-            except SomnaError as err:
-                failures[psg] = str(err)
-            bar.update()
-    else:
-        # "spawn": a forked child of a process whose torch (OpenMP) threads have run can hang in its own
-        # first parallel torch call; a fresh interpreter per worker cannot
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
-            futures = {pool.submit(_prepare_one, psg, hyp, config, str(rec_dir)): psg for psg, hyp in todo}
-            for future in as_completed(futures):
-                try:
-                    data = future.result()
-                    entries[data["record"]] = data
-                except SomnaError as err:
-                    failures[futures[future]] = str(err)
-                bar.update()
-    bar.close()
+    for (psg, _), result in zip(todo, results, strict=True):
+        if isinstance(result, Failure):
+            failures[psg] = result.reason
+        else:
+            entries[result["record"]] = result
     manifest = {
         "format": _FORMAT_VERSION,
         "somna_version": __version__,
-        "config": config_to_dict(config),
+        "config": config.to_dict(),
         "recordings": [entries[k] for k in sorted(entries)],
         "failures": failures,
     }

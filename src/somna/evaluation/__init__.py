@@ -1,32 +1,34 @@
-"""Evaluation of sleep staging: epoch-by-epoch agreement, reports and figures.
+"""Evaluation of sleep staging: epoch-by-epoch agreement, sleep metrics, their agreement, the human ceiling.
 
-Typical use::
+* :mod:`~somna.evaluation.agreement`: accuracy, macro-F1, Cohen's kappa, per class, confusion
+  (scikit-learn);
+* :mod:`~somna.evaluation.sleep_metrics`: TIB, TST, SE, SOL, WASO, REM latency, ... of one night;
+* :mod:`~somna.evaluation.metric_agreement`: estimated vs scored metrics over nights (Bland–Altman);
+* :mod:`~somna.evaluation.human_ceiling`: experts against each other on the Dreem DOD-O nights.
 
-    pooled = epoch_agreement(y_true, y_pred, AASM)
-    per_subject = per_subject_agreement(y_true, y_pred, subject_ids, AASM)
-    print(format_agreement_table(pooled))
-    write_evaluation_report("runs/eval", pooled, per_subject, extra={"config": config})
+Names are imported on first use: sleep metrics do not load scikit-learn.
 """
 
-from somna.evaluation.agreement import epoch_agreement, mean_sd, per_subject_agreement
-from somna.evaluation.figures import plot_confusion_matrix
-from somna.evaluation.human_ceiling import dreem_inter_scorer_agreement, format_human_ceiling
-from somna.evaluation.metric_agreement import metric_agreement, plot_bland_altman
-from somna.evaluation.report import format_agreement_table, format_comparison_table, write_evaluation_report
-from somna.evaluation.sleep_metrics import format_metrics_table, sleep_metrics
+from __future__ import annotations
 
-__all__ = [
-    "dreem_inter_scorer_agreement",
-    "epoch_agreement",
-    "format_agreement_table",
-    "format_comparison_table",
-    "format_human_ceiling",
-    "format_metrics_table",
-    "mean_sd",
-    "metric_agreement",
-    "per_subject_agreement",
-    "plot_bland_altman",
-    "plot_confusion_matrix",
-    "sleep_metrics",
-    "write_evaluation_report",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "dreem_inter_scorer_agreement": "human_ceiling",
+    "epoch_agreement": "agreement",
+    "format_human_ceiling": "human_ceiling",
+    "format_metrics_table": "sleep_metrics",
+    "mean_sd": "agreement",
+    "metric_agreement": "metric_agreement",
+    "per_subject_agreement": "agreement",
+    "sleep_metrics": "sleep_metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"somna.evaluation.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'somna.evaluation' has no attribute {name!r}")

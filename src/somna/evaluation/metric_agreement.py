@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from somna.evaluation.sleep_metrics import METRIC_LABELS, metric_unit
-from somna.storage import atomic_write
+from somna.evaluation.sleep_metrics import metric_unit
 
-__all__ = ["DEFAULT_AGREEMENT_METRICS", "METRIC_ALIASES", "metric_agreement", "plot_bland_altman"]
+__all__ = ["DEFAULT_AGREEMENT_METRICS", "METRIC_ALIASES", "metric_agreement", "paired_values"]
 
 DEFAULT_AGREEMENT_METRICS: tuple[str, ...] = (
     "tst_min",
@@ -55,7 +52,7 @@ def _key(metric: str) -> str:
     return METRIC_ALIASES.get(metric, metric)
 
 
-def _paired(
+def paired_values(
     scored: Sequence[dict[str, Any]], estimated: Sequence[dict[str, Any]], metric: str
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Paired finite values of one metric and the number of nights skipped (``None``/NaN on either side)."""
@@ -162,66 +159,7 @@ def metric_agreement(
         raise ValueError(f"{len(scored)} scored nights but {len(estimated)} estimated ones")
     result: dict[str, Any] = {}
     for metric in metrics:
-        x, y, skipped = _paired(scored, estimated, metric)
+        x, y, skipped = paired_values(scored, estimated, metric)
         key = _key(metric)
         result[metric] = {"key": key, "unit": metric_unit(key), **_agreement(x, y, skipped)}
     return result
-
-
-def _axis_unit(unit: str) -> str:
-    return "" if unit == "count" else f" ({unit})"
-
-
-def plot_bland_altman(
-    scored: list[dict], estimated: list[dict], metrics: Sequence[str], path: str | Path
-) -> Path:
-    """Bland–Altman plots of estimated against scored night-level metrics, one panel per metric, as a PNG.
-
-    Each panel: one dot per night at (mean of scored and estimated, estimated − scored), the bias
-    (solid line), the 95 % limits of agreement (dashed) and zero (thin grey); units on both axes. A
-    metric without any paired night gets an empty panel saying so.
-
-    Parameters
-    ----------
-    scored, estimated, metrics
-        As for :func:`metric_agreement`.
-    path : str | Path
-        Output PNG, written atomically.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    if not metrics:
-        raise ValueError("no metric to plot")
-    stats = metric_agreement(scored, estimated, metrics)
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
-    # Figure rather than pyplot: no global state and no display backend needed on headless machines.
-    fig = Figure(figsize=(4.6 * ncols, 3.9 * nrows))
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    for ax, metric in zip(axes, metrics, strict=False):
-        entry = stats[metric]
-        key, unit = entry["key"], entry["unit"]
-        x, y, _ = _paired(scored, estimated, metric)
-        name = METRIC_LABELS.get(key, key)
-        ax.set_title(f"{name}\n(n = {entry['n']} nights)", fontsize=10)
-        ax.set_xlabel(f"Mean of scored and estimated{_axis_unit(unit)}")
-        ax.set_ylabel(f"Estimated − scored{_axis_unit(unit)}")
-        ax.axhline(0.0, color="0.7", linewidth=0.8)
-        if entry["n"] == 0:
-            ax.text(0.5, 0.5, "no paired nights", ha="center", va="center", transform=ax.transAxes)
-            continue
-        ax.scatter((x + y) / 2, y - x, s=18, alpha=0.75, color="tab:blue", edgecolor="none")
-        ax.axhline(entry["bias"], color="tab:red", linewidth=1.5, label=f"bias {entry['bias']:+.1f}")
-        if entry["loa_lower"] is not None:
-            for value, tag in ((entry["loa_upper"], "+1.96 SD"), (entry["loa_lower"], "−1.96 SD")):
-                ax.axhline(value, color="tab:red", linestyle="--", linewidth=1.0, label=f"{tag} {value:+.1f}")
-        ax.legend(fontsize=8, loc="best", frameon=False)
-    for ax in axes[len(metrics) :]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    return path

@@ -16,16 +16,12 @@ from pathlib import Path
 import edfio
 import numpy as np
 
-from somna.errors import ChannelError, EDFReadError, SignalQualityError
-from somna.io.recording import SLEEP_EDF_CHANNELS, ChannelSpec, Recording
+from somna.errors import EDFReadError, SignalQualityError
+from somna.io.channels import SLEEP_EDF_CHANNELS, ChannelSpec, pick_channels
+from somna.io.recording import Recording, check_rates
 from somna.io.sleepedf import parse_sleep_edf_name
 
-__all__ = ["MIN_EEG_EOG_HZ", "MIN_HZ", "read_psg"]
-
-MIN_EEG_EOG_HZ: float = 50.0
-"""Lowest usable EEG/EOG rate: below it the 12–16 Hz spindles and alpha are not representable with margin."""
-MIN_HZ: float = 1.0
-"""Lowest usable rate for other modalities (Sleep-EDF SC's EMG is a 1-Hz envelope)."""
+__all__ = ["read_psg"]
 
 # Physical dimension (lower case, stripped) → factor to µV. Unknown or empty → assumed µV (factor 1).
 _TO_MICROVOLT: dict[str, float] = {
@@ -43,13 +39,8 @@ _TO_MICROVOLT: dict[str, float] = {
     "volts": 1e6,
 }
 
-_MAX_HZ = 100_000.0  # a higher rate means a corrupt header (e.g. a data-record duration of 1e-9 s)
 _FIXED_HEADER_BYTES = 256
 _SIGNAL_HEADER_BYTES = 256
-
-
-def _norm(label: str) -> str:
-    return " ".join(str(label).split()).lower()
 
 
 def _check_header_and_size(path: Path) -> None:
@@ -220,17 +211,10 @@ def _calibrate_into(out: np.ndarray, digital: np.ndarray, sig: edfio.EdfSignal, 
     physical max)) and the unit factor folded into one gain and offset. EDF samples are 16-bit
     integers, so float32 holds them with 8 bits to spare.
     """
-    import torch  # loaded by everything that reads signals; not needed to read hypnograms
-
     gain = (sig.physical_max - sig.physical_min) / (sig.digital_max - sig.digital_min)
     offset = sig.physical_min - gain * sig.digital_min
-    if not digital.dtype.isnative:  # torch reads native byte order only
-        digital = digital.astype(digital.dtype.newbyteorder("="))
-    # out = gain * digital + offset, with torch's multi-threaded element-wise ops (float32: EDF's
-    # integers are exact in it)
-    values = torch.from_numpy(out)
-    values.copy_(torch.from_numpy(digital))
-    values.mul_(gain * factor).add_(offset * factor)
+    np.multiply(digital, np.float32(gain * factor), out=out, casting="unsafe")
+    out += np.float32(offset * factor)
 
 
 def _unit_factor(unit: str) -> tuple[float, bool]:
@@ -238,24 +222,6 @@ def _unit_factor(unit: str) -> tuple[float, bool]:
     if key in _TO_MICROVOLT:
         return _TO_MICROVOLT[key], False
     return 1.0, True
-
-
-def _match(
-    modality: str, aliases: Sequence[str], signals: Sequence[edfio.EdfSignal], path: Path
-) -> edfio.EdfSignal:
-    labels = [s.label for s in signals]
-    for alias in aliases:
-        hits = [s for s in signals if _norm(s.label) == _norm(alias)]
-        if len(hits) > 1:
-            raise ChannelError(
-                f"{modality} channel {alias!r} is ambiguous: the file has it {len(hits)} times", path
-            )
-        if hits:
-            return hits[0]
-    raise ChannelError(
-        f"no {modality} channel named any of {list(aliases)}; the file has {labels}",
-        path,
-    )
 
 
 def read_psg(
@@ -295,60 +261,23 @@ def read_psg(
         record size).
     ChannelError
         If a wanted channel is missing (the message lists the file's channels) or ambiguous, the
-        channels of one modality have different rates, an EEG/EOG channel is below
-        :data:`MIN_EEG_EOG_HZ` (50 Hz), another channel below :data:`MIN_HZ` (1 Hz), or a channel
-        above 100 kHz.
+        channels of one modality have different rates, or a rate is unusable
+        (:func:`somna.io.recording.check_rates`: EEG/EOG below 50 Hz, others below 1 Hz, any above
+        100 kHz).
     SignalQualityError
         If a channel is flat or has non-finite samples (see :func:`somna.io.recording.check_signals`).
-    ValueError
-        If a modality is not in ``channels``.
     """
     path = Path(path)
-    unknown = [m for m in modalities if m not in channels]
-    if unknown:
-        raise ValueError(
-            f"modalities {unknown} have no entry in the channel spec (it has {sorted(channels)})"
-        )
     edf = _read_edf(path)
     start, anonymised = _start(edf, path)
+    picked = pick_channels(channels, modalities, [sig.label for sig in edf.signals], path)
     signals: dict[str, np.ndarray] = {}
     sfreq: dict[str, float] = {}
     names: dict[str, list[str]] = {}
     assumed: list[str] = []
-    used: dict[str, str] = {}
     for modality in modalities:
-        chosen = [_match(modality, aliases, edf.signals, path) for aliases in channels[modality]]
-        if not chosen:
-            raise ValueError(f"the channel spec lists no channel for modality {modality!r}")
-        for sig in chosen:
-            if sig.label in used:
-                raise ChannelError(
-                    f"channel {sig.label!r} would serve both {used[sig.label]} and {modality}; "
-                    "make the aliases distinct",
-                    path,
-                )
-            used[sig.label] = modality
-        rates = {sig.label: float(sig.sampling_frequency) for sig in chosen}
-        if len(set(rates.values())) > 1:
-            raise ChannelError(
-                f"{modality} channels must share one sampling rate, got "
-                + ", ".join(f"{label!r} {rate:g} Hz" for label, rate in rates.items()),
-                path,
-            )
-        rate = next(iter(rates.values()))
-        floor = MIN_EEG_EOG_HZ if modality in ("eeg", "eog") else MIN_HZ
-        if rate < floor:
-            raise ChannelError(
-                f"{modality} channel {chosen[0].label!r} is sampled at {rate:g} Hz; "
-                f"at least {floor:g} Hz is needed",
-                path,
-            )
-        if rate > _MAX_HZ:
-            raise ChannelError(
-                f"{modality} channel {chosen[0].label!r} is sampled at {rate:g} Hz, above the "
-                f"{_MAX_HZ:g} Hz any PSG uses (corrupt header?)",
-                path,
-            )
+        chosen = [edf.signals[i] for i in picked[modality]]
+        rate = check_rates(modality, {sig.label: float(sig.sampling_frequency) for sig in chosen}, path)
         rows: np.ndarray | None = None  # filled row by row: no stacking copy of a night's samples
         for i, sig in enumerate(chosen):
             _check_calibration(sig, path)

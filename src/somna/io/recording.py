@@ -2,29 +2,64 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from somna.errors import SignalQualityError
+from somna.errors import ChannelError, SignalQualityError
+from somna.io.channels import MODALITIES
 
-__all__ = ["MODALITIES", "SLEEP_EDF_CHANNELS", "ChannelSpec", "Recording", "check_signals"]
+__all__ = ["MAX_HZ", "MIN_EEG_EOG_HZ", "MIN_HZ", "Recording", "check_rates", "check_signals"]
 
-MODALITIES: tuple[str, ...] = ("eeg", "eog", "emg")
-"""Modalities somna stages from, in the order models see them."""
+MIN_EEG_EOG_HZ: float = 50.0
+"""Lowest usable EEG/EOG rate: below it the 12–16 Hz spindles and alpha are not representable with margin."""
+MIN_HZ: float = 1.0
+"""Lowest usable rate for other modalities (Sleep-EDF SC's EMG is a 1-Hz envelope)."""
+MAX_HZ: float = 100_000.0
+"""Above this no PSG records: such a rate means a corrupt header (e.g. a data-record duration of 1e-9 s)."""
 
-ChannelSpec = dict[str, list[list[str]]]
-"""Per modality, one entry per wanted channel: the names it may carry in a file (aliases), first
-preferred. Matching ignores case and surrounding spaces."""
 
-SLEEP_EDF_CHANNELS: ChannelSpec = {
-    "eeg": [["EEG Fpz-Cz", "Fpz-Cz"], ["EEG Pz-Oz", "Pz-Oz"]],
-    "eog": [["EOG horizontal", "EOG", "HEOG", "EOG E1-E2", "E1-E2"]],
-    "emg": [["EMG submental", "EMG", "EMG chin", "Chin", "EMG Chin1-Chin2", "Chin1-Chin2"]],
-}
-"""Sleep-EDF Expanded's channel names (SC and ST), with the aliases other files use."""
+def check_rates(modality: str, rates: dict[str, float], path: str | Path | None = None) -> float:
+    """The one sampling rate of a modality's channels, checked.
+
+    Parameters
+    ----------
+    modality : str
+        ``"eeg"``, ``"eog"`` or ``"emg"``.
+    rates : dict of str to float
+        Each channel's label and rate, Hz.
+    path : str | Path | None
+        The recording, named in errors.
+
+    Raises
+    ------
+    ChannelError
+        If the channels' rates differ, an EEG/EOG rate is below :data:`MIN_EEG_EOG_HZ`, another below
+        :data:`MIN_HZ`, or any is not finite or above :data:`MAX_HZ`.
+    """
+    if len(set(rates.values())) > 1:
+        raise ChannelError(
+            f"{modality} channels must share one sampling rate, got "
+            + ", ".join(f"{label!r} {rate:g} Hz" for label, rate in rates.items()),
+            path,
+        )
+    label, rate = next(iter(rates.items()))
+    floor = MIN_EEG_EOG_HZ if modality in ("eeg", "eog") else MIN_HZ
+    if not rate >= floor:
+        raise ChannelError(
+            f"{modality} channel {label!r} is sampled at {rate:g} Hz; at least {floor:g} Hz is needed", path
+        )
+    if not rate <= MAX_HZ:
+        raise ChannelError(
+            f"{modality} channel {label!r} is sampled at {rate:g} Hz, above the {MAX_HZ:g} Hz any PSG uses "
+            "(corrupt header?)",
+            path,
+        )
+    return rate
 
 
 @dataclass
@@ -72,6 +107,96 @@ class Recording:
     def n_epochs(self, epoch_s: float = 30.0) -> int:
         """Number of whole epochs the signals cover."""
         return int(np.floor(self.duration_s / epoch_s + 1e-9))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        signals: Mapping[str, Any],
+        sfreq: float | Mapping[str, float],
+        channel_names: Mapping[str, Sequence[str]] | None = None,
+        start: datetime | None = None,
+        name: str = "<arrays>",
+    ) -> Recording:
+        """A recording from arrays in memory.
+
+        Parameters
+        ----------
+        signals : mapping of str to array-like
+            Per modality (``"eeg"``, ``"eog"``, ``"emg"``), samples in µV: shape (n_samples,) for one
+            channel or (n_channels, n_samples).
+        sfreq : float | mapping of str to float
+            Sampling rate in Hz, one for all modalities or one per modality.
+        channel_names : mapping of str to sequence of str | None
+            Channel labels per modality (default ``EEG 1``, ``EEG 2``, ...).
+        start : datetime | None
+            Clock time of the first sample (default: none known, shown as 00:00 on the EDF+ placeholder
+            date 1985-01-01).
+        name : str
+            Shown in messages instead of a file name.
+
+        Returns
+        -------
+        Recording
+
+        Raises
+        ------
+        ChannelError
+            For an unknown modality or an unusable rate.
+        SignalQualityError
+            For arrays of another shape, or channels that are empty, flat or not finite.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> rec = Recording.from_arrays({"eeg": rng.normal(0, 30, (2, 3000 * 4))}, sfreq=100)
+        >>> rec.n_epochs(), rec.channel_names["eeg"]
+        (4, ['EEG 1', 'EEG 2'])
+        """
+        path = Path(name)
+        unknown = sorted(set(signals) - set(MODALITIES))
+        if unknown:
+            raise ChannelError(f"unknown modality {unknown}; somna reads {list(MODALITIES)}", path)
+        rates = sfreq if isinstance(sfreq, Mapping) else dict.fromkeys(signals, sfreq)
+        arrays: dict[str, np.ndarray] = {}
+        names: dict[str, list[str]] = {}
+        rate_of: dict[str, float] = {}
+        for modality in (m for m in MODALITIES if m in signals):
+            data = np.asarray(signals[modality], dtype=np.float32)
+            data = data[None] if data.ndim == 1 else data
+            if data.ndim != 2:
+                raise SignalQualityError(
+                    f"{modality} samples must have shape (n_samples,) or (n_channels, n_samples), "
+                    f"got {data.shape}",
+                    path,
+                )
+            given = list((channel_names or {}).get(modality, []))
+            names[modality] = given or [f"{modality.upper()} {i + 1}" for i in range(data.shape[0])]
+            if len(names[modality]) != data.shape[0]:
+                raise ChannelError(
+                    f"{len(names[modality])} {modality} channel name(s) for {data.shape[0]} channel(s)", path
+                )
+            if modality not in rates:
+                raise ChannelError(f"no sampling rate given for {modality}", path)
+            try:
+                rate = float(rates[modality])
+            except (TypeError, ValueError):
+                raise ChannelError(
+                    f"{modality} sampling rate {rates[modality]!r} is not a number", path
+                ) from None
+            rate_of[modality] = check_rates(modality, {names[modality][0]: rate}, path)
+            arrays[modality] = data
+        if not arrays:
+            raise ChannelError("no signals given", path)
+        recording = cls(
+            path=path,
+            signals=arrays,
+            sfreq=rate_of,
+            channel_names=names,
+            start=start or datetime(1985, 1, 1),
+            extra={"record": name.strip("<>") or "arrays", "start_known": start is not None},
+        )
+        check_signals(recording)
+        return recording
 
 
 def check_signals(recording: Recording) -> None:

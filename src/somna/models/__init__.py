@@ -1,5 +1,23 @@
-"""Models: per-epoch encoders, causal TCN, causal local attention and the sequence stager."""
+"""Models: per-epoch encoders, causal TCN, causal local attention and the staging network.
 
-from somna.models.stager import ModelConfig, SequenceStager
+``somna.models.predict`` (numpy) is importable without torch; the network itself needs torch.
+"""
 
-__all__ = ["ModelConfig", "SequenceStager"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from somna.config import ModelConfig
+
+if TYPE_CHECKING:
+    from somna.models.network import StagingNetwork
+
+__all__ = ["ModelConfig", "StagingNetwork"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StagingNetwork":  # imported on first use: it loads torch
+        from somna.models.network import StagingNetwork
+
+        return StagingNetwork
+    raise AttributeError(f"module 'somna.models' has no attribute {name!r}")

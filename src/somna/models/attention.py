@@ -48,7 +48,9 @@ class CausalLocalAttention(nn.Module):
         h = self.norm(x)
         # windows[:, t, j] = h[:, t - j] (distance j), zero before the sequence start
         padded = F.pad(h, (0, 0, self.span - 1, 0))
-        windows = padded.unfold(1, self.span, 1).flip(-1).permute(0, 1, 3, 2)  # (batch, n, span, channels)
+        last = self.span - 1
+        # (batch, n, span, channels); shifted slices rather than unfold, which ONNX exporters cannot size
+        windows = torch.stack([padded[:, last - j : last - j + n] for j in range(self.span)], dim=2)
         windows = windows + self.distance
         key, value = self.key_value(windows).chunk(2, dim=-1)
         query = self.query(h)

@@ -1,14 +1,17 @@
-"""Preprocessing: band-pass and resample, EMG envelope, robust normalisation, epoching."""
+"""Preprocessing: resample, band-pass, EMG envelope, running robust normalisation, epoching.
 
-from somna.preprocess.normalise import robust_scale
+One code path serves cohort preparation, offline scoring and live staging (:mod:`somna.preprocess.stream`).
+"""
+
+from somna.preprocess.filters import fir_bandpass, firwin_bandpass
 from somna.preprocess.pipeline import EpochedNight, preprocess_night
-from somna.preprocess.signals import bandpass_resample, emg_envelope, resample
+from somna.preprocess.stream import ModalityStream, Preprocessor
 
 __all__ = [
     "EpochedNight",
-    "bandpass_resample",
-    "emg_envelope",
+    "ModalityStream",
+    "Preprocessor",
+    "fir_bandpass",
+    "firwin_bandpass",
     "preprocess_night",
-    "resample",
-    "robust_scale",
 ]

@@ -9,9 +9,10 @@ slow (delta) against fast (beta) EEG power, and chin EMG tone.
 from __future__ import annotations
 
 import numpy as np
-import torch
+import scipy.fft
 
 from somna.io.recording import Recording
+from somna.preprocess.filters import preprocess_threads
 
 __all__ = ["likely_sleep_window", "sleep_likeness"]
 
@@ -22,20 +23,13 @@ def _robust_z(x: np.ndarray) -> np.ndarray:
 
 
 def _epoch_power(x: np.ndarray, sfreq: float, bands: list[tuple[float, float]]) -> list[np.ndarray]:
-    """Power of each epoch (row of ``x``) in each band, from one batched real FFT (torch's, on all
-    threads). Bands start above 0 Hz, so an epoch's mean (the DC bin) never enters them."""
-    x = np.ascontiguousarray(x, dtype=np.float32)  # a coarse guess: single precision is plenty
-    if not x.flags.writeable:  # torch shares memory only with writable arrays
-        x = x.copy()
+    """Power of each epoch (row of ``x``) in each band, from one batched real FFT. Bands start above
+    0 Hz, so an epoch's mean (the DC bin) never enters them."""
+    x = np.asarray(x, dtype=np.float32)  # a coarse guess: single precision is plenty
     freqs = np.fft.rfftfreq(x.shape[1], 1.0 / sfreq)
-    with torch.no_grad():
-        spectrum = torch.fft.rfft(torch.from_numpy(x), dim=1)
-        powers = []
-        for lo, hi in bands:
-            inside = np.flatnonzero((freqs >= lo) & (freqs < hi))
-            band = spectrum[:, inside[0] : inside[-1] + 1] if inside.size else spectrum[:, :0]
-            powers.append((band.real.square() + band.imag.square()).sum(dim=1).numpy().astype(np.float64))
-    return powers
+    spectrum = scipy.fft.rfft(x, axis=1, workers=preprocess_threads())
+    power = spectrum.real**2 + spectrum.imag**2
+    return [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1).astype(np.float64) for lo, hi in bands]
 
 
 def _moving_average(x: np.ndarray, width: int) -> np.ndarray:

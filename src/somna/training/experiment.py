@@ -16,31 +16,24 @@ from typing import Any
 
 import numpy as np
 
-from somna.config import load_config
+from somna.config import ExperimentConfig, ModelConfig, load_cohort_config
 from somna.data.cohort import Cohort, prepare_cohort
 from somna.data.sequences import NightArrays, load_night
 from somna.data.splits import Fold, holdout_split, subject_folds
 from somna.errors import SomnaError
-from somna.evaluation import (
-    dreem_inter_scorer_agreement,
-    epoch_agreement,
-    format_agreement_table,
-    format_comparison_table,
-    format_human_ceiling,
-    metric_agreement,
-    per_subject_agreement,
-    plot_bland_altman,
-    sleep_metrics,
-    write_evaluation_report,
-)
-from somna.evaluation.sleep_metrics import METRIC_LABELS
+from somna.evaluation.agreement import epoch_agreement, per_subject_agreement
+from somna.evaluation.human_ceiling import dreem_inter_scorer_agreement, format_human_ceiling
+from somna.evaluation.metric_agreement import metric_agreement
+from somna.evaluation.sleep_metrics import METRIC_LABELS, sleep_metrics
 from somna.hypnogram import Hypnogram
-from somna.models import ModelConfig
-from somna.stages import AASM, THREE_CLASS, LabelSet, convert
-from somna.staging import HIERARCHICAL, SleepStager, task_label_sets
+from somna.models.checkpoint import load_run
+from somna.models.predict import predict_members
+from somna.models.torch_model import TorchStageModel
+from somna.report.figures import plot_bland_altman, save_figure
+from somna.report.run import format_agreement_table, format_comparison_table, write_evaluation_report
+from somna.stages import AASM, HIERARCHICAL, THREE_CLASS, LabelSet, convert, task_label_sets
 from somna.storage import atomic_write, writable_folder, write_json_atomic
 from somna.training import distributed
-from somna.training.config import ExperimentConfig
 from somna.training.trainer import records_of, train_model
 
 __all__ = [
@@ -69,8 +62,9 @@ def open_cohort(experiment: ExperimentConfig) -> Cohort:
         return Cohort.open(cache)
     if experiment.data.edf_folder is None:
         raise SomnaError("no prepared cohort here and no [data] edf_folder to prepare it from", cache)
-    config = load_config(experiment.data.cohort_config) if experiment.data.cohort_config else None
-    return prepare_cohort(experiment.data.edf_folder, cache, config=config)
+    return prepare_cohort(
+        experiment.data.edf_folder, cache, config=load_cohort_config(experiment.data.cohort_config)
+    )
 
 
 def _folds(experiment: ExperimentConfig, cohort: Cohort, mode: str) -> list[Fold]:
@@ -124,7 +118,11 @@ def _save_predictions(
 
 
 def run_experiment(
-    experiment: ExperimentConfig, run_dir: str | Path, mode: str = "cv", progress: bool = True
+    experiment: ExperimentConfig,
+    run_dir: str | Path,
+    mode: str = "cv",
+    progress: bool = True,
+    export: bool = True,
 ) -> dict[str, Any]:
     """Train and test one model per fold, then evaluate the pooled test predictions.
 
@@ -139,11 +137,14 @@ def run_experiment(
         split of subjects.
     progress : bool
         Per-fold lines and per-pass progress bars.
+    export : bool
+        Export the run's models to ONNX (``run_dir/onnx``) at the end, which :func:`somna.load_stager`
+        then runs without torch.
 
     Returns
     -------
     dict
-        The pooled agreement (see :func:`somna.evaluation.epoch_agreement`).
+        The pooled agreement (see :func:`somna.evaluation.agreement.epoch_agreement`).
     """
     run_dir = Path(run_dir)
     # Under torchrun rank 0 alone writes files (cohort cache, run folder, predictions, report); every
@@ -207,12 +208,13 @@ def run_experiment(
         if not distributed.is_main():
             continue
         write_json_atomic(fold_dir / "train_summary.json", summaries)
-        stager = SleepStager.from_run(fold_dir)
+        networks, _, _ = load_run(fold_dir)
+        members = [{role: TorchStageModel(net.for_inference()) for role, net in networks[0].items()}]
         nights = [
             load_night(cohort, r, label_set, experiment.data.modalities)
             for r in records_of(cohort, fold.test)
         ]
-        outputs = [stager.predict(n) for n in nights]
+        outputs = [predict_members(members, experiment.data.label_set, n.signals) for n in nights]
         _save_predictions(predictions, nights, outputs)
         if progress:
             fold_eval = epoch_agreement(
@@ -222,7 +224,18 @@ def run_experiment(
                 f"  fold {fold.index + 1} test: accuracy {fold_eval['accuracy']:.3f}, "
                 f"macro-F1 {fold_eval['macro_f1']:.3f}, kappa {fold_eval['cohen_kappa']:.3f}"
             )
-    return distributed.from_main(lambda: evaluate_run(run_dir, progress=progress))
+
+    def finish() -> dict[str, Any]:
+        pooled = evaluate_run(run_dir, progress=progress)
+        if export:
+            from somna.models.onnx import export_run
+
+            export_run(run_dir)  # scoring with `somna score` / `load_stager` then needs no torch
+            if progress:
+                print(f"ONNX export of the run's models: {run_dir / 'onnx'}")
+        return pooled
+
+    return distributed.from_main(finish)
 
 
 @dataclass
@@ -299,7 +312,7 @@ def night_metric_agreement(run: RunPredictions, figure: Path | None = None) -> d
         estimated.append(sleep_metrics(Hypnogram(run.y_pred[rows], run.label_set)))
     metrics = [m for m in AGREEMENT_METRICS if any(s.get(m) is not None for s in scored)]
     if figure is not None:
-        plot_bland_altman(scored, estimated, metrics, figure)
+        save_figure(plot_bland_altman(scored, estimated, metrics), figure, dpi=110)
     return metric_agreement(scored, estimated, metrics)
 
 
@@ -435,7 +448,9 @@ def run_ablation(
             data=replace(experiment.data, modalities=modalities),
             name=f"{experiment.name} [{name}]",
         )
-        results[name] = run_experiment(variant, run_dir / name.replace("+", "_").lower(), mode, progress)
+        results[name] = run_experiment(
+            variant, run_dir / name.replace("+", "_").lower(), mode, progress, export=False
+        )
     _write_comparison(run_dir, "Modality ablation", results, progress)
     return results
 
@@ -463,7 +478,7 @@ def run_three_class_comparison(
             experiment, data=replace(experiment.data, label_set=label_set), name=f"{experiment.name} [{name}]"
         )
         folder = run_dir / name.split()[-1]
-        results[name] = run_experiment(variant, folder, mode, progress)
+        results[name] = run_experiment(variant, folder, mode, progress, export=False)
         if label_set == "aasm":
             run = load_run_predictions(folder)
             results["5-class collapsed to 3"] = epoch_agreement(

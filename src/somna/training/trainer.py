@@ -17,17 +17,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from somna.config import ModelConfig, TrainConfig
 from somna.data.cohort import Cohort
 from somna.data.sequences import ChunkSampler, NightArrays, load_night
 from somna.data.splits import Fold, check_no_leakage
 from somna.errors import CheckpointError, SomnaError
-from somna.inference import predict_night
-from somna.models import ModelConfig, SequenceStager
+from somna.models.checkpoint import load_checkpoint, save_checkpoint
+from somna.models.network import StagingNetwork
+from somna.models.predict import predict_night
+from somna.models.torch_model import TorchStageModel
 from somna.stages import UNSCORED, LabelSet
 from somna.storage import write_json_atomic
 from somna.training import distributed
-from somna.training.checkpoint import load_checkpoint, save_checkpoint
-from somna.training.config import TrainConfig
 from somna.training.distributed import DistContext
 
 __all__ = [
@@ -72,8 +73,8 @@ def class_weights(nights: list[NightArrays], n_classes: int, mode: str) -> torch
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
-def _night_predictions(model: SequenceStager, night: NightArrays) -> tuple[np.ndarray, np.ndarray]:
-    probs = predict_night(model, night)
+def _night_predictions(model: StagingNetwork, night: NightArrays) -> tuple[np.ndarray, np.ndarray]:
+    probs = predict_night(TorchStageModel(model), night.signals)
     scored = night.labels != UNSCORED
     return night.labels[scored], probs[scored].argmax(axis=1)
 
@@ -83,13 +84,13 @@ def _scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     return {"accuracy": float(accuracy_score(t, p)), "macro_f1": float(f1_score(t, p, average="macro"))}
 
 
-def validation_scores(model: SequenceStager, nights: list[NightArrays]) -> dict[str, float]:
+def validation_scores(model: StagingNetwork, nights: list[NightArrays]) -> dict[str, float]:
     """Accuracy and macro-F1 of the model on scored epochs of these nights (pooled)."""
     return _scores([_night_predictions(model, night) for night in nights])
 
 
 def distributed_validation_scores(
-    model: SequenceStager, nights: list[NightArrays], ctx: DistContext
+    model: StagingNetwork, nights: list[NightArrays], ctx: DistContext
 ) -> dict[str, float]:
     """:func:`validation_scores` with the nights shared among ranks; every rank returns the same scores.
 
@@ -108,12 +109,11 @@ def training_device(name: str, ctx: DistContext) -> torch.device:
     Raises
     ------
     SomnaError
-        If ``name`` is not ``"auto"``, ``"cpu"`` or ``"cuda"``, or asks for a GPU that torch does not see.
+        If ``name`` asks for a GPU that torch does not see (:class:`~somna.config.TrainConfig` checks
+        that it is ``"auto"``, ``"cpu"`` or ``"cuda"``).
     """
     if ctx.active:
         return ctx.device
-    if name not in ("auto", "cpu", "cuda"):
-        raise SomnaError(f"training device must be 'auto', 'cpu' or 'cuda', not {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
         raise SomnaError(
             "training device 'cuda' was asked for, but torch sees no GPU "
@@ -234,7 +234,7 @@ def train_model(
 
     device = training_device(train_config.device, ctx)
     torch.manual_seed(train_config.seed)
-    model = SequenceStager(model_config)
+    model = StagingNetwork(model_config)
     sampler = ChunkSampler(
         train_nights, model.seq_len, train_config.chunk_len, train_config.batch_size, seed=train_config.seed
     )
@@ -252,7 +252,12 @@ def train_model(
         weight=None if weights is None else weights.to(device), ignore_index=UNSCORED
     )
     preprocess = cohort.manifest["config"]["preprocess"]
-    meta = {"train_config": asdict(train_config), "fold": fold.to_dict(), **(extra or {})}
+    meta = {
+        "train_config": asdict(train_config),
+        "fold": fold.to_dict(),
+        "channels": cohort.manifest["config"]["channels"],
+        **(extra or {}),
+    }
 
     history: list[dict[str, float]] = []
     best: dict[str, float] | None = None

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from somna.evaluation.figures import plot_confusion_matrix
+from somna.report.figures import plot_confusion_matrix, save_figure
 from somna.storage import atomic_write, write_json_atomic
 
 __all__ = ["format_agreement_table", "format_comparison_table", "write_evaluation_report"]
@@ -310,8 +310,9 @@ def write_evaluation_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figure = plot_confusion_matrix(
-        pooled["confusion"], pooled["labels"], out_dir / "confusion_matrix.png", title=title
+    figure = save_figure(
+        plot_confusion_matrix(pooled["confusion"], pooled["labels"], title=title),
+        out_dir / "confusion_matrix.png",
     )
     document = {
         "title": title,

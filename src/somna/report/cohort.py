@@ -1,27 +1,17 @@
-"""Figures that describe a cohort."""
+"""Figures that describe a prepared cohort."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from scipy.signal import welch
 
 from somna.data.cohort import Cohort
+from somna.report.figures import STAGE_COLOURS, _figure_and_axes
 from somna.stages import AASM
-from somna.storage import atomic_write
 
-__all__ = ["STAGE_COLOURS", "cohort_stage_spectra", "plot_cohort_spectra"]
-
-STAGE_COLOURS: dict[str, str] = {
-    "W": "#e69f00",
-    "N1": "#56b4e9",
-    "N2": "#0072b2",
-    "N3": "#000080",
-    "REM": "#d55e00",
-}
-"""One colour per AASM stage, used by every somna figure."""
+__all__ = ["cohort_stage_spectra", "plot_cohort_spectra"]
 
 
 def cohort_stage_spectra(
@@ -47,6 +37,8 @@ def cohort_stage_spectra(
     channels : list of str
         Channel labels in row order.
     """
+    from scipy.signal import welch
+
     rng = np.random.default_rng(seed)
     sfreq = float(cohort.manifest["config"]["preprocess"]["sfreq"])
     channel_map = cohort.manifest["config"]["channels"]
@@ -72,38 +64,34 @@ def cohort_stage_spectra(
     return freqs, spectra, channels
 
 
-def plot_cohort_spectra(cohort: Cohort, path: str | Path, max_freq: float = 30.0) -> Path:
-    """Plot the mean spectrum per stage for each EEG/EOG channel and save it as a PNG (atomically).
+def plot_cohort_spectra(cohort: Cohort, max_freq: float = 30.0, ax: Any = None) -> Figure:
+    """The mean spectrum per stage of each EEG/EOG channel of a cohort, one panel per channel.
 
     Parameters
     ----------
     cohort : Cohort
         Prepared cohort.
-    path : str | Path
-        Output PNG.
     max_freq : float
         Upper frequency shown, Hz.
+    ax : sequence of matplotlib Axes | None
+        One axes per channel to draw into; a new figure when ``None``.
 
     Returns
     -------
-    Path
-        ``path``.
+    Figure
     """
     freqs, spectra, channels = cohort_stage_spectra(cohort)
     shown = freqs <= max_freq
-    # Figure rather than pyplot: no global state and no display backend needed on headless machines.
-    fig = Figure(figsize=(4.2 * len(channels), 3.6))
-    axes = fig.subplots(1, len(channels), sharey=True, squeeze=False)
-    for i, (ax, channel) in enumerate(zip(axes[0], channels, strict=True)):
+    fig, axes, own = _figure_and_axes(ax, len(channels), (4.2 * len(channels), 3.6), columns=len(channels))
+    for i, (axis, channel) in enumerate(zip(axes, channels, strict=True)):
         for label, spectrum in spectra.items():
-            ax.semilogy(freqs[shown], spectrum[i, shown], color=STAGE_COLOURS[label], label=label, lw=1.5)
-        ax.set_title(channel)
-        ax.set_xlabel("Frequency (Hz)")
-        ax.grid(alpha=0.3, which="both")
-    axes[0, 0].set_ylabel("Power (normalised units² / Hz)")
-    axes[0, -1].legend(title="stage", frameon=False)
-    fig.suptitle(f"Mean spectrum per stage, {len(cohort)} nights of {len(cohort.subjects)} subjects")
-    fig.tight_layout()
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    return path
+            axis.semilogy(freqs[shown], spectrum[i, shown], color=STAGE_COLOURS[label], label=label, lw=1.5)
+        axis.set_title(channel)
+        axis.set_xlabel("Frequency (Hz)")
+        axis.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("Power (normalised units² / Hz)")
+    axes[-1].legend(title="stage", frameon=False)
+    if own:
+        fig.suptitle(f"Mean spectrum per stage, {len(cohort)} nights of {len(cohort.subjects)} subjects")
+        fig.tight_layout()
+    return fig

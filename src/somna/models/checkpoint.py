@@ -7,6 +7,7 @@ versions it was made with; a resumable checkpoint also holds optimiser, schedule
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,23 @@ import numpy as np
 import torch
 
 from somna import __version__
-from somna.errors import CheckpointError
-from somna.models import ModelConfig, SequenceStager
+from somna.config import ModelConfig
+from somna.errors import CheckpointError, SomnaError
+from somna.models.network import StagingNetwork
+from somna.models.run_folder import run_checkpoints
 from somna.stages import LabelSet, get_label_set
 from somna.storage import atomic_write
 
-__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "model_from_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "check_finite",
+    "load_checkpoint",
+    "load_run",
+    "model_from_checkpoint",
+    "save_checkpoint",
+]
 
-CHECKPOINT_FORMAT = "somna-checkpoint-1"
+CHECKPOINT_FORMAT = "somna-checkpoint-2"
 _REQUIRED = ("format", "model_state", "model_config", "label_set", "modalities", "preprocess", "versions")
 
 
@@ -36,7 +46,7 @@ def _versions() -> dict[str, str]:
 
 
 def save_checkpoint(
-    path: str | Path, model: SequenceStager, label_set: LabelSet, preprocess: dict[str, Any], **extra: Any
+    path: str | Path, model: StagingNetwork, label_set: LabelSet, preprocess: dict[str, Any], **extra: Any
 ) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename).
 
@@ -44,7 +54,7 @@ def save_checkpoint(
     ----------
     path : str | Path
         Target ``.pt`` file.
-    model : SequenceStager
+    model : StagingNetwork
         The model; its config is stored beside the weights.
     label_set : LabelSet
         Stages the model outputs, in output order.
@@ -98,8 +108,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"not a readable somna checkpoint: {_reason(err)}", path) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    if found != CHECKPOINT_FORMAT:
+        if str(found).startswith("somna-checkpoint-"):
+            raise CheckpointError(
+                f"written by another version of somna (format {found!r}; this version reads "
+                f"{CHECKPOINT_FORMAT!r}): train the model again with this version",
+                path,
+            )
         raise CheckpointError(
             f"not a somna checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})", path
         )
@@ -109,7 +125,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[SequenceStager, dict[str, Any]]:
+def model_from_checkpoint(path: str | Path) -> tuple[StagingNetwork, dict[str, Any]]:
     """Rebuild the model of a checkpoint in eval mode; returns it and the checkpoint dict.
 
     Raises
@@ -119,11 +135,73 @@ def model_from_checkpoint(path: str | Path) -> tuple[SequenceStager, dict[str, A
     """
     state = load_checkpoint(path)
     try:
-        model = SequenceStager(ModelConfig.from_dict(state["model_config"]))
+        model = StagingNetwork(ModelConfig.from_dict(state["model_config"]))
         model.load_state_dict(state["model_state"])
         get_label_set(state["label_set"])
-    except (TypeError, ValueError, RuntimeError, KeyError) as err:
-        first_line = str(err).strip().splitlines()[0]
+    except (SomnaError, TypeError, ValueError, RuntimeError, KeyError) as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"checkpoint does not match its model config: {first_line}", path) from None
     model.eval()
     return model, state
+
+
+def check_finite(network: StagingNetwork, where: str | Path) -> None:
+    """Refuse a network with NaN or infinite weights (a corrupted file would stage every epoch alike).
+
+    Raises
+    ------
+    CheckpointError
+        Naming the first such weight.
+    """
+    for name, tensor in network.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"weight {name!r} holds NaN or infinite values: the file is corrupt", where)
+
+
+def _agreeing(states: list[dict[str, Any]], key: str, where: Path) -> Any:
+    if len({json.dumps(s.get(key), sort_keys=True) for s in states}) > 1:
+        raise CheckpointError(f"the checkpoints disagree on their {key}", where)
+    return states[0].get(key)
+
+
+def load_run(
+    path: str | Path,
+) -> tuple[list[dict[str, StagingNetwork]], list[dict[str, Path]], dict[str, Any]]:
+    """Every trained network of a run folder, a fold folder or a checkpoint file.
+
+    Returns
+    -------
+    networks : list of dict of str to StagingNetwork
+        Per fold, role → network (eval mode, weights checked finite).
+    checkpoints : list of dict of str to Path
+        The file of each network.
+    info : dict
+        ``task``, ``modalities``, ``preprocess``, ``channels`` (``None`` when not stored) and, when
+        stored, ``trained_on``: what a stager needs besides the networks.
+
+    Raises
+    ------
+    CheckpointError
+        If nothing loadable is there, a file is corrupt, or the checkpoints disagree on modalities,
+        preprocessing or channels.
+    """
+    path = Path(path)
+    checkpoints, task = run_checkpoints(path)
+    networks, states = [], []
+    for member in checkpoints:
+        loaded = {}
+        for role, file in member.items():
+            network, state = model_from_checkpoint(file)
+            check_finite(network, file)
+            loaded[role] = network
+            states.append(state)
+        networks.append(loaded)
+    info = {
+        "task": task or states[0]["label_set"],
+        "modalities": _agreeing(states, "modalities", path),
+        "preprocess": _agreeing(states, "preprocess", path),
+        "channels": _agreeing(states, "channels", path),
+    }
+    if "trained_on" in states[0]:
+        info["trained_on"] = states[0]["trained_on"]
+    return networks, checkpoints, info

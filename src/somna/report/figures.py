@@ -1,8 +1,10 @@
-"""Figures of one night: the clinical step hypnogram, the hypnodensity and the stage percentages.
+"""Every somna figure: the night (step hypnogram, hypnodensity, stage percentages) and the agreement
+with a scorer (confusion matrix, Bland–Altman plots of sleep metrics).
 
 Every function returns a :class:`matplotlib.figure.Figure` built with the object-oriented API (no
-pyplot, no global state, no display backend needed); :func:`figure_png` turns one into PNG bytes and a
-caller that wants a file saves those through :func:`somna.storage.atomic_write`.
+pyplot, no global state, no display backend needed) and takes ``ax=`` to draw into axes of the
+caller's figure instead; :func:`figure_png` turns a figure into PNG bytes and :func:`save_figure`
+writes it atomically.
 
 Stages are always taken by name from the hypnogram's label set, never by integer code. The y axis of
 a hypnogram runs, top to bottom, W, REM, then the NREM stages from light to deep (AASM: W, REM, N1,
@@ -12,8 +14,11 @@ N2, N3; R&K: W, REM, S1, S2, S3, S4; 3-class: W, REM, NREM), the order clinician
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -22,10 +27,28 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
 from somna.hypnogram import EPOCH_SECONDS, Hypnogram
-from somna.plotting import STAGE_COLOURS
 from somna.stages import UNSCORED, LabelSet
+from somna.storage import atomic_write
 
-__all__ = ["figure_png", "plot_hypnodensity", "plot_hypnogram", "plot_stage_percentages"]
+__all__ = [
+    "STAGE_COLOURS",
+    "figure_png",
+    "plot_bland_altman",
+    "plot_confusion_matrix",
+    "plot_hypnodensity",
+    "plot_hypnogram",
+    "plot_stage_percentages",
+    "save_figure",
+]
+
+STAGE_COLOURS: dict[str, str] = {
+    "W": "#e69f00",
+    "N1": "#56b4e9",
+    "N2": "#0072b2",
+    "N3": "#000080",
+    "REM": "#cc0077",
+}
+"""One colour per AASM stage, used by every somna figure (colour-blind safe; wake and REM far apart)."""
 
 # Colours of the stages of the other label sets, chosen to read as their AASM counterparts.
 _EXTRA_COLOURS: dict[str, str] = {
@@ -43,6 +66,29 @@ _LIGHTS_COLOUR = "#444444"
 _REFERENCE_LINE = "#555555"
 _ESTIMATE_LINE = "#1a1a1a"
 _TICK_STEPS_MIN = (5, 10, 15, 30, 60, 120, 180, 240, 360)
+
+
+def _figure_and_axes(
+    ax: Any, n: int, figsize: tuple[float, float], columns: int = 1, sharex: bool = False
+) -> tuple[Figure, list[Axes], bool]:
+    """The caller's axes (one Axes or a sequence of ``n``) and their figure, or a new figure of ``n``
+    axes; the flag says whether the figure is new (then the caller lays it out)."""
+    if ax is None:
+        fig = Figure(figsize=figsize)
+        grid = fig.subplots(-(-n // columns), columns, sharex=sharex, squeeze=False)
+        axes = list(np.ravel(grid))
+        for extra in axes[n:]:
+            extra.set_visible(False)
+        return fig, axes[:n], True
+    axes = [ax] if isinstance(ax, Axes) else list(ax)
+    if len(axes) != n:
+        raise ValueError(f"this figure needs {n} axes, got {len(axes)}")
+    return axes[0].figure, axes, False
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write a figure as a PNG file, atomically; returns ``path``."""
+    return atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
 
 
 def _stage_colour(label: str, index: int = 0) -> str:
@@ -195,7 +241,7 @@ def _style_stage_axis(ax: Axes, label_set: LabelSet, title: str) -> None:
         ax.spines[side].set_visible(False)
 
 
-def plot_hypnogram(hypnogram: Hypnogram, reference: Hypnogram | None = None) -> Figure:
+def plot_hypnogram(hypnogram: Hypnogram, reference: Hypnogram | None = None, ax: Any = None) -> Figure:
     """Classic clinical step hypnogram of one night.
 
     Time of night runs along x (clock time when ``hypnogram.start`` is known, else hours from the
@@ -209,18 +255,21 @@ def plot_hypnogram(hypnogram: Hypnogram, reference: Hypnogram | None = None) -> 
     reference : Hypnogram | None
         A scored hypnogram of the same night, drawn in a second panel above for comparison. Both
         panels share the time axis; when both have a ``start`` they are aligned on clock time.
+    ax : matplotlib Axes | sequence of Axes | None
+        Axes to draw into (two with a reference); a new figure when ``None``.
 
     Returns
     -------
     Figure
-        The figure (not saved; see :func:`figure_png`).
+        The figure (not saved; see :func:`save_figure`).
     """
     panels = [hypnogram] if reference is None else [reference, hypnogram]
     titles = ["Hypnogram"] if reference is None else ["Scored (reference)", "Estimated"]
     origin = hypnogram.start
     height_per_panel = 0.32 * max(p.label_set.n_classes for p in panels) + 0.9
-    fig = Figure(figsize=(11.0, height_per_panel * len(panels) + 0.7))
-    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    fig, axes, own = _figure_and_axes(
+        ax, len(panels), (11.0, height_per_panel * len(panels) + 0.7), sharex=True
+    )
     spans: list[float] = []
     for ax, night, title, colour in zip(
         axes, panels, titles, [_REFERENCE_LINE, _ESTIMATE_LINE][-len(panels) :], strict=True
@@ -233,9 +282,11 @@ def plot_hypnogram(hypnogram: Hypnogram, reference: Hypnogram | None = None) -> 
     lo, hi = (min(spans), max(spans)) if spans else (0.0, 1.0)
     if hi <= lo:
         hi = lo + 1.0 / 60.0
-    axes[-1].set_xlim(lo, hi)
+    for axis in axes:
+        axis.set_xlim(lo, hi)
     _hours_axis(axes[-1], origin, (lo, hi))
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
     return fig
 
 
@@ -244,6 +295,7 @@ def plot_hypnodensity(
     label_set: LabelSet,
     epoch_s: float = EPOCH_SECONDS,
     start: datetime | None = None,
+    ax: Any = None,
 ) -> Figure:
     """Stacked area of per-epoch stage probabilities (a "hypnodensity").
 
@@ -262,6 +314,8 @@ def plot_hypnodensity(
         Epoch length in seconds.
     start : datetime | None
         Clock time of the first epoch; the x axis shows clock times when given.
+    ax : matplotlib Axes | None
+        Axes to draw into; a new figure when ``None``.
 
     Returns
     -------
@@ -286,8 +340,7 @@ def plot_hypnodensity(
     # Each epoch as a flat step: x = e0 e1 e1 e2 e2 ..., values repeated to match.
     x = np.repeat(edges, 2)[1:-1]
     bottom_up = list(reversed(_display_order(label_set)))
-    fig = Figure(figsize=(11.0, 2.6))
-    ax = fig.subplots()
+    fig, (ax,), own = _figure_and_axes(ax, 1, (11.0, 2.6))
     base = np.zeros(2 * n)
     for i, label in enumerate(bottom_up):
         column = np.repeat(p[:, label_set.code(label)], 2)
@@ -314,7 +367,8 @@ def plot_hypnodensity(
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     _hours_axis(ax, start, (0.0, max(edges[-1], epoch_h)))
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
     return fig
 
 
@@ -344,7 +398,9 @@ def _stage_shares(hypnogram: Hypnogram) -> tuple[list[str], np.ndarray, float | 
     return sleep_labels, shares, wake, tst
 
 
-def plot_stage_percentages(hypnogram: Hypnogram, reference: Hypnogram | None = None) -> Figure:
+def plot_stage_percentages(
+    hypnogram: Hypnogram, reference: Hypnogram | None = None, ax: Any = None
+) -> Figure:
     """Bar chart of each sleep stage as % of total sleep time, with wake and TST minutes annotated.
 
     Only epochs between lights off and lights on count when the hypnogram knows them (the time in
@@ -357,6 +413,8 @@ def plot_stage_percentages(hypnogram: Hypnogram, reference: Hypnogram | None = N
         The (estimated) hypnogram.
     reference : Hypnogram | None
         The scored hypnogram of the same night.
+    ax : matplotlib Axes | None
+        Axes to draw into; a new figure when ``None``.
 
     Returns
     -------
@@ -375,8 +433,7 @@ def plot_stage_percentages(hypnogram: Hypnogram, reference: Hypnogram | None = N
     labels: list[str] = []
     for _, night_labels, _, _, _ in computed:
         labels.extend(label for label in night_labels if label not in labels)
-    fig = Figure(figsize=(5.4, 3.0))
-    ax = fig.subplots()
+    fig, (ax,), own = _figure_and_axes(ax, 1, (5.4, 3.0))
     positions = np.arange(len(labels), dtype=float)
     width = 0.8 / len(computed)
     notes = []
@@ -434,7 +491,167 @@ def plot_stage_percentages(hypnogram: Hypnogram, reference: Hypnogram | None = N
     ax.grid(axis="y", alpha=0.25)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def _row_normalised(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum; rows that sum to 0 stay 0."""
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
+
+
+def _draw_matrix(
+    ax: Axes, values: np.ndarray, texts: list[list[str]], labels: Sequence[str], vmax: float, cmap: str
+) -> None:
+    """Heat map with one annotation per cell, text white on dark cells and black on light ones."""
+    image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=vmax if vmax > 0 else 1.0, aspect="equal")
+    n = len(labels)
+    ax.set_xticks(range(n), labels=list(labels))
+    ax.set_yticks(range(n))
+    ax.set_xlabel("Predicted stage")
+    ax.xaxis.set_label_position("top")
+    ax.xaxis.tick_top()
+    threshold = 0.5 * (vmax if vmax > 0 else 1.0)
+    fontsize = 11 if n <= 5 else 9
+    for i in range(n):
+        for j in range(n):
+            colour = "white" if values[i, j] > threshold else "black"
+            weight = "bold" if i == j else "normal"
+            ax.text(
+                j,
+                i,
+                texts[i][j],
+                ha="center",
+                va="center",
+                color=colour,
+                fontsize=fontsize,
+                fontweight=weight,
+            )
+    # Thin white grid between cells so neighbouring values stay apart.
+    ax.set_xticks(np.arange(-0.5, n, 1.0), minor=True)
+    ax.set_yticks(np.arange(-0.5, n, 1.0), minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+
+
+def plot_confusion_matrix(
+    confusion: Sequence[Sequence[float]] | np.ndarray, labels: Sequence[str], title: str = "", ax: Any = None
+) -> Figure:
+    """A confusion matrix as counts and as row-normalised percentages.
+
+    Left panel: epoch counts. Right panel: each row divided by its reference total, in %, so the
+    diagonal reads as each stage's recall (sensitivity). Reference stages are on the rows (with their
+    number of epochs), predicted stages on the columns; every cell is annotated. A stage absent from
+    the reference has no percentages and its row shows dashes.
+
+    Parameters
+    ----------
+    confusion : array-like, shape (n_classes, n_classes)
+        Counts, rows = reference, columns = predicted (``Hypnogram.evaluate(...)["confusion"]``).
+    labels : sequence of str
+        Stage names in code order.
+    title : str
+        Figure title; empty for none.
+    ax : matplotlib Axes | pair of Axes | None
+        Two axes (counts, percentages), or one for the percentages alone; a new figure when ``None``.
+
+    Returns
+    -------
+    Figure
+
+    Raises
+    ------
+    ValueError
+        If ``confusion`` is not square or does not match ``labels``.
+    """
+    counts = np.asarray(confusion, dtype=float)
+    n = len(labels)
+    if counts.ndim != 2 or counts.shape != (n, n):
+        raise ValueError(f"confusion has shape {counts.shape}; expected ({n}, {n}) for labels {list(labels)}")
+    percent = 100.0 * _row_normalised(counts)
+    totals = counts.sum(axis=1)
+    row_labels = [f"{label}\n(n={int(total)})" for label, total in zip(labels, totals, strict=True)]
+    side = max(4.2, 0.75 * n + 1.8)
+    panels = 1 if isinstance(ax, Axes) else 2
+    fig, axes, own = _figure_and_axes(ax, panels, (2 * side + 1.4, side + (0.5 if title else 0.1)), columns=2)
+    # A stage absent from the reference has no percentages: a dash, not a misleading row of zeros.
+    percent_texts = [
+        [f"{v:.1f}" if t > 0 else "–" for v in row] for row, t in zip(percent, totals, strict=True)
+    ]
+    drawn = [(axes[-1], percent, percent_texts, 100.0, "Greens", "% of reference row (diagonal = recall)")]
+    if panels == 2:
+        count_texts = [[f"{int(v)}" for v in row] for row in counts]
+        drawn.insert(0, (axes[0], counts, count_texts, float(counts.max(initial=0.0)), "Blues", "Epochs"))
+    for axis, values, texts, vmax, cmap, subtitle in drawn:
+        _draw_matrix(axis, values, texts, labels, vmax, cmap)
+        axis.set_yticklabels(row_labels)
+        axis.set_ylabel("Reference stage")
+        axis.set_title(subtitle, pad=28, fontsize=11)
+    if title and own:
+        fig.suptitle(title, fontsize=13)
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def _axis_unit(unit: str) -> str:
+    return "" if unit == "count" else f" ({unit})"
+
+
+def plot_bland_altman(
+    scored: list[dict[str, Any]], estimated: list[dict[str, Any]], metrics: Sequence[str], ax: Any = None
+) -> Figure:
+    """Bland–Altman plots of estimated against scored night-level metrics, one panel per metric.
+
+    Each panel: one dot per night at (mean of scored and estimated, estimated − scored), the bias
+    (solid line), the 95 % limits of agreement (dashed) and zero (thin grey); units on both axes. A
+    metric without any paired night gets an empty panel saying so.
+
+    Parameters
+    ----------
+    scored, estimated, metrics
+        As for :func:`somna.evaluation.metric_agreement.metric_agreement`.
+    ax : sequence of matplotlib Axes | None
+        One axes per metric; a new figure when ``None``.
+
+    Returns
+    -------
+    Figure
+    """
+    from somna.evaluation.metric_agreement import metric_agreement, paired_values
+    from somna.evaluation.sleep_metrics import METRIC_LABELS
+
+    if not metrics:
+        raise ValueError("no metric to plot")
+    stats = metric_agreement(scored, estimated, metrics)
+    ncols = min(3, len(metrics))
+    fig, axes, own = _figure_and_axes(
+        ax, len(metrics), (4.6 * ncols, 3.9 * math.ceil(len(metrics) / ncols)), columns=ncols
+    )
+    for axis, metric in zip(axes, metrics, strict=True):
+        entry = stats[metric]
+        key, unit = entry["key"], entry["unit"]
+        x, y, _ = paired_values(scored, estimated, metric)
+        axis.set_title(f"{METRIC_LABELS.get(key, key)}\n(n = {entry['n']} nights)", fontsize=10)
+        axis.set_xlabel(f"Mean of scored and estimated{_axis_unit(unit)}")
+        axis.set_ylabel(f"Estimated − scored{_axis_unit(unit)}")
+        axis.axhline(0.0, color="0.7", linewidth=0.8)
+        if entry["n"] == 0:
+            axis.text(0.5, 0.5, "no paired nights", ha="center", va="center", transform=axis.transAxes)
+            continue
+        axis.scatter((x + y) / 2, y - x, s=18, alpha=0.75, color="tab:blue", edgecolor="none")
+        axis.axhline(entry["bias"], color="tab:red", linewidth=1.5, label=f"bias {entry['bias']:+.1f}")
+        if entry["loa_lower"] is not None:
+            for value, tag in ((entry["loa_upper"], "+1.96 SD"), (entry["loa_lower"], "−1.96 SD")):
+                axis.axhline(
+                    value, color="tab:red", linestyle="--", linewidth=1.0, label=f"{tag} {value:+.1f}"
+                )
+        axis.legend(fontsize=8, loc="best", frameon=False)
+    if own:
+        fig.tight_layout()
     return fig
 
 

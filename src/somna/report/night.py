@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from somna import __version__
 from somna.hypnogram import Hypnogram
-from somna.night_figures import figure_png, plot_hypnodensity, plot_hypnogram, plot_stage_percentages
+from somna.report.figures import figure_png, plot_hypnodensity, plot_hypnogram, plot_stage_percentages
 from somna.stages import UNSCORED
 from somna.storage import atomic_write
 

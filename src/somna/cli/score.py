@@ -1,0 +1,140 @@
+"""``somna score``: stage PSG files with a trained model; outputs per night."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from somna.cli._options import add_backend_argument, add_channel_arguments, positive_int
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="stage a PSG file with a trained model: hypnogram, probabilities, sleep metrics, report",
+        description="Stage every 30-s epoch of an EDF file and write hypnogram.csv, probabilities.csv, "
+        "hypnogram.edf (EDF+), metrics.json and a one-page report.html. Channels default to the model's "
+        "training channels (Sleep-EDF's names); map others with --eeg/--eog/--emg (any rate from 50 Hz). "
+        "With --hypnogram the report adds agreement, the confusion matrix and scored-vs-estimated sleep "
+        "metrics. Several files, folders or patterns are scored in parallel, one folder per night; "
+        "metrics.json is written last, and a night whose folder has it is skipped, so rerunning an "
+        "interrupted batch finishes the rest. A night that fails is listed with its reason and the others "
+        "go on (exit status 2).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "psgs",
+        nargs="+",
+        metavar="PSG",
+        help="PSG EDF/EDF+ file(s), folder(s) (every *.edf inside that is not a hypnogram) or glob "
+        "pattern(s) such as 'data/*-PSG.edf' (quoted; '**' recurses)",
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="run folder of `somna train`/`cv`, a .pt file, or an ONNX export",
+    )
+    add_channel_arguments(p)
+    p.add_argument(
+        "--hypnogram", type=Path, default=None, help="scored hypnogram of the recording (one PSG only)"
+    )
+    p.add_argument(
+        "--hypnogram-dir",
+        type=Path,
+        default=None,
+        help="folder of Sleep-EDF *-Hypnogram.edf files: each PSG is compared with its night's hypnogram",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder: with one PSG file, that night's folder (default: scores/<PSG name>); "
+        "otherwise one sub-folder per night, OUT/<PSG name>/ (default: scores)",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=2, help="parallel worker processes (1: in this process)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="score again nights whose output folder holds a complete result"
+    )
+    p.add_argument(
+        "--no-report", action="store_true", help="skip report.html (its figures take most of the time)"
+    )
+    add_backend_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from somna.errors import SomnaError
+    from somna.inference.batch import SCORED, SKIPPED, expand_psgs, pair_hypnograms, score_many
+
+    items = [str(p) for p in args.psgs]
+    single = len(items) == 1 and Path(items[0]).is_file()
+    if args.hypnogram is not None and not single:
+        raise SomnaError("--hypnogram needs a single PSG file; use --hypnogram-dir to score several")
+    if args.hypnogram is not None and args.hypnogram_dir is not None:
+        raise SomnaError("give --hypnogram or --hypnogram-dir, not both")
+    psgs = expand_psgs(items)
+    references = pair_hypnograms(psgs, args.hypnogram_dir) if args.hypnogram_dir is not None else {}
+    if single:
+        _score_one(args, psgs[0], args.hypnogram or references.get(psgs[0]))
+        return
+    from somna.io.channels import channel_spec
+
+    out = Path(args.out) if args.out else Path("scores")
+    if args.hypnogram_dir is not None:
+        print(f"{len(references)} of {len(psgs)} night(s) have a reference hypnogram in {args.hypnogram_dir}")
+    channels = channel_spec(args.eeg, args.eog, args.emg) if (args.eeg or args.eog or args.emg) else None
+    status = score_many(
+        psgs,
+        args.model,
+        out,
+        channels,
+        workers=args.workers,
+        force=args.force,
+        references=references,
+        backend=args.backend,
+        report=not args.no_report,
+    )
+    failed = {psg: text for psg, text in status.items() if text not in (SCORED, SKIPPED)}
+    for text in failed.values():
+        print(f"failed: {text}", file=sys.stderr)
+    counts = {s: sum(v == s for v in status.values()) for s in (SCORED, SKIPPED)}
+    print(
+        f"{len(status)} night(s): {counts[SCORED]} scored, {counts[SKIPPED]} skipped (already scored), "
+        f"{len(failed)} failed; outputs in {out}/<PSG name>/"
+    )
+    if failed:
+        raise SomnaError(
+            f"{len(failed)} of {len(status)} night(s) failed (listed above); the others are scored, and "
+            "rerunning the same command retries only the failed ones"
+        )
+
+
+def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None) -> None:
+    from somna.evaluation.sleep_metrics import format_metrics_table
+    from somna.inference import load_stager
+    from somna.inference.batch import night_folder, score_to_folder
+    from somna.storage import writable_folder
+
+    out = Path(args.out) if args.out else night_folder("scores", psg)
+    stager = load_stager(args.model, args.backend)
+    writable_folder(out)
+    channels = stager.channel_mapping(args.eeg, args.eog, args.emg)
+    scored = score_to_folder(psg, stager, out, channels, reference, args.force, report=not args.no_report)
+    if scored is None:
+        print(f"{psg}: already scored in {out}, skipped (--force scores it again)")
+        return
+    print(f"{psg}: {len(scored.hypnogram)} epochs staged ({stager.label_set.name}, {stager.backend} backend)")
+    print(format_metrics_table(scored.metrics))
+    if scored.agreement is not None:
+        a = scored.agreement
+        print(
+            f"agreement with {reference}: accuracy {a['accuracy']:.3f}, macro-F1 {a['macro_f1']:.3f}, "
+            f"kappa {a['cohen_kappa']:.3f}"
+        )
+    for name in ("hypnogram.csv", "probabilities.csv", "hypnogram.edf", "report.html", "metrics.json"):
+        if (out / name).is_file():
+            print(f"  {out / name}")

@@ -1,0 +1,323 @@
+"""Scoring many recordings: one output folder per night, in parallel, resumable.
+
+``somna score`` with several files, folders or patterns: each night goes to ``OUT/<PSG name>/`` with the
+files of :func:`~somna.inference.scoring.write_scored_night`; a folder that already holds a complete
+result is skipped, and a night that fails is reported while the others go on.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from somna.errors import SomnaError
+from somna.inference.backends import load_stager
+from somna.inference.scoring import COMPLETE_MARKER, ScoredNight, score_psg, write_scored_night
+from somna.inference.stager import Stager
+from somna.io.channels import ChannelSpec
+from somna.io.sleepedf import parse_sleep_edf_name
+from somna.runner import Failure, run_nights
+from somna.storage import writable_folder
+
+__all__ = [
+    "SCORED",
+    "SKIPPED",
+    "expand_psgs",
+    "night_folder",
+    "night_is_scored",
+    "pair_hypnograms",
+    "score_many",
+    "score_to_folder",
+]
+
+SCORED = "scored"
+"""Status of a night :func:`score_many` scored."""
+SKIPPED = "skipped"
+"""Status of a night whose output folder already held a complete result."""
+
+
+_HYPNOGRAM_WORDS = ("hypnogram", "scoring", "annotation")
+"""A file whose name holds one of these is a hypnogram (Sleep-EDF ``-Hypnogram``, HMC ``_sleepscoring``)."""
+
+
+def _is_hypnogram_name(path: Path) -> bool:
+    lower = path.name.lower()
+    return any(word in lower for word in _HYPNOGRAM_WORDS)
+
+
+def _is_psg_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == ".edf" and not _is_hypnogram_name(path)
+
+
+def expand_psgs(items: Sequence[str | Path]) -> list[Path]:
+    """PSG files named by paths, folders and glob patterns, in order, each once.
+
+    Parameters
+    ----------
+    items : sequence of str | Path
+        A file is taken as is. A folder gives every ``*.edf`` file directly inside it whose name does not
+        mark a hypnogram (``*-Hypnogram.edf``, ``*_sleepscoring.edf``, ...). A pattern with ``*``, ``?``
+        or ``[`` (``**`` recurses) gives the matching ``.edf`` files that are not hypnograms.
+
+    Returns
+    -------
+    list of Path
+        Sorted within each folder or pattern; a file named twice is kept once (first place).
+
+    Raises
+    ------
+    SomnaError
+        Listing every item that names no file, a folder or pattern without PSG files, all at once.
+    """
+    found: dict[Path, Path] = {}
+    problems: list[str] = []
+    for item in items:
+        text = os.fspath(item)
+        path = Path(text)
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir() if _is_psg_file(p))
+            if not matches:
+                problems.append(f"{text}: no PSG .edf file in this folder")
+        elif path.is_file():
+            matches = [path]
+        elif any(c in text for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if _is_psg_file(Path(p)))
+            if not matches:
+                problems.append(f"{text}: no PSG .edf file matches")
+        else:
+            problems.append(f"{text}: no such file or folder")
+            matches = []
+        for match in matches:
+            found.setdefault(match.resolve(), match)
+    if problems:
+        raise SomnaError("nothing to score for " + "; ".join(problems))
+    return list(found.values())
+
+
+def night_folder(out_dir: str | Path, psg: str | Path) -> Path:
+    """Output folder of a PSG in a batch: ``out_dir/<PSG name up to the first dot>``."""
+    return Path(out_dir) / Path(psg).name.split(".")[0]
+
+
+def night_is_scored(night_dir: str | Path) -> bool:
+    """Whether a night's output folder holds a complete result (a readable ``metrics.json``, written last)."""
+    marker = Path(night_dir) / COMPLETE_MARKER
+    try:
+        json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def pair_hypnograms(psgs: Sequence[str | Path], folder: str | Path) -> dict[Path, Path]:
+    """Reference hypnograms of Sleep-EDF PSG files, found in ``folder`` by their night.
+
+    A PSG and its hypnogram are matched on the parsed Sleep-EDF record (``SC4001E0-PSG.edf`` with
+    ``SC4001EC-Hypnogram.edf``; see :func:`~somna.io.parse_sleep_edf_name`), never by editing names.
+
+    Returns
+    -------
+    dict of Path to Path
+        PSG (as given) to hypnogram, for the PSGs that have one; the others are left out.
+
+    Raises
+    ------
+    SomnaError
+        If the folder does not exist or holds two hypnograms of one night.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SomnaError("is not a folder (expected *-Hypnogram.edf files)", folder)
+    by_record: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not (path.is_file() and path.name.lower().endswith("-hypnogram.edf")):
+            continue
+        try:
+            record = parse_sleep_edf_name(path).record
+        except ValueError:
+            continue
+        if record in by_record:
+            raise SomnaError(f"two hypnograms of {record}: {by_record[record].name}, {path.name}", folder)
+        by_record[record] = path
+    pairs = {}
+    for psg in psgs:
+        try:
+            record = parse_sleep_edf_name(psg).record
+        except ValueError:
+            continue
+        if record in by_record:
+            pairs[Path(psg)] = by_record[record]
+    return pairs
+
+
+def score_to_folder(
+    psg: str | Path,
+    stager: Stager,
+    night_dir: str | Path,
+    channels: ChannelSpec | None = None,
+    reference: str | Path | None = None,
+    force: bool = False,
+    report: bool = True,
+) -> ScoredNight | None:
+    """Score one PSG into its output folder unless that folder already holds a complete result.
+
+    Parameters
+    ----------
+    psg, stager, channels, reference
+        As for :func:`~somna.inference.scoring.score_psg`.
+    night_dir : str | Path
+        The night's output folder (see :func:`~somna.inference.scoring.write_scored_night`).
+    force : bool
+        Score again even when the folder is complete.
+    report : bool
+        Write ``report.html``.
+
+    Returns
+    -------
+    ScoredNight | None
+        None when the night was skipped.
+
+    Raises
+    ------
+    SomnaError
+        As :func:`~somna.inference.scoring.score_psg`; a complete earlier result is left as it was.
+    """
+    if not force and night_is_scored(night_dir):
+        return None
+    scored = score_psg(psg, stager, channels, reference=reference)
+    write_scored_night(scored, night_dir, report=report)
+    return scored
+
+
+_WORKER: dict[str, Any] = {}
+"""Per worker process: the stager, loaded once by :func:`_init_worker`."""
+
+
+def _init_worker(stager_path: str, threads: int, backend: str) -> None:
+    from somna.preprocess.filters import set_filter_threads
+
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    set_filter_threads(threads)
+    _WORKER["stager"] = load_stager(stager_path, backend, threads=threads)
+
+
+def _score_job(job: tuple[str, str, ChannelSpec | None, str | None, bool, bool]) -> str:
+    """One night in a worker: :data:`SCORED` or :data:`SKIPPED` (failures raise)."""
+    psg, night_dir, channels, reference, force, report = job
+    scored = score_to_folder(psg, _WORKER["stager"], night_dir, channels, reference, force, report)
+    return SKIPPED if scored is None else SCORED
+
+
+def score_many(
+    psgs: Sequence[str | Path],
+    stager_path: str | Path,
+    out_dir: str | Path,
+    channels: ChannelSpec | None = None,
+    workers: int = 2,
+    force: bool = False,
+    progress: bool = True,
+    references: Mapping[Path, Path] | None = None,
+    backend: str = "auto",
+    report: bool = True,
+) -> dict[Path, str]:
+    """Score many PSG files in parallel, one output folder per night; resumable.
+
+    Each night goes to ``out_dir/<PSG name>/`` (:func:`night_folder`). A folder that already holds a
+    complete result is skipped unless ``force``, so rerunning an interrupted batch finishes the rest; a
+    half-written folder (no ``metrics.json``) is scored again. A night that fails (a
+    :class:`~somna.errors.SomnaError`: unreadable or truncated file, missing channels, ...) gets its reason
+    as status and the others go on.
+
+    Parameters
+    ----------
+    psgs : sequence of str | Path
+        PSG files (see :func:`expand_psgs` for folders and patterns).
+    stager_path : str | Path
+        Anything :func:`somna.load_stager` loads; each worker loads it once.
+    out_dir : str | Path
+        Folder of the night folders; created if needed.
+    channels : ChannelSpec | None
+        Channel mapping; the stager's training channels by default.
+    workers : int
+        Worker processes (1 scores in this process). Each uses ``cpu_count // workers`` threads.
+    force : bool
+        Score nights again even when their folder is complete.
+    progress : bool
+        Show a progress bar.
+    references : Mapping of Path to Path | None
+        Scored hypnograms of some of the PSGs (keys as in ``psgs``), e.g. from :func:`pair_hypnograms`.
+    backend : str
+        How the stager runs (:func:`somna.load_stager`).
+    report : bool
+        Write each night's ``report.html``.
+
+    Returns
+    -------
+    dict of Path to str
+        For each PSG in order: :data:`SCORED`, :data:`SKIPPED` or the error text.
+
+    Raises
+    ------
+    SomnaError
+        Before any night is scored: for an output folder that is a file or cannot be written, two PSGs
+        with the same output folder, a night folder that is a file, or a model that cannot be loaded.
+    """
+    psgs = [Path(p) for p in psgs]
+    out = writable_folder(out_dir)
+    folders = {psg: night_folder(out, psg) for psg in psgs}
+    problems = []
+    seen: dict[Path, Path] = {}
+    for psg, folder in folders.items():
+        if folder in seen:
+            problems.append(f"{seen[folder]} and {psg} would both write {folder.name}/")
+        seen.setdefault(folder, psg)
+        if folder.exists() and not folder.is_dir():
+            problems.append(f"{folder} is a file, not a night's output folder")
+    if problems:
+        raise SomnaError("; ".join(problems), out)
+    references = {Path(k): Path(v) for k, v in (references or {}).items()}
+    stager = load_stager(stager_path, backend)  # a bad model fails here, before any work
+    status: dict[Path, str] = {}
+    todo = []
+    for psg in psgs:
+        if not force and night_is_scored(folders[psg]):
+            status[psg] = SKIPPED
+        else:
+            todo.append(psg)
+    jobs = [
+        (
+            str(psg),
+            str(folders[psg]),
+            channels,
+            str(references[psg]) if psg in references else None,
+            force,
+            report,
+        )
+        for psg in todo
+    ]
+    in_process = workers <= 1 or len(todo) <= 1
+    if in_process:
+        _WORKER["stager"] = stager
+    try:
+        results = run_nights(
+            jobs,
+            _score_job,
+            workers=workers,
+            initializer=_init_worker,
+            initargs=(str(stager_path), max(1, (os.cpu_count() or 1) // max(workers, 1)), stager.backend),
+            desc="score",
+            progress=progress,
+            already_done=len(psgs) - len(todo),
+        )
+    finally:
+        _WORKER.clear()
+    for psg, result in zip(todo, results, strict=True):
+        status[psg] = result.reason if isinstance(result, Failure) else result
+    return {psg: status[psg] for psg in psgs}

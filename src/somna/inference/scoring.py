@@ -1,0 +1,202 @@
+"""Scoring one recording: the hypnogram, its sleep metrics, agreement with a scorer, and every output file.
+
+Used by ``somna score``: :func:`score_psg` stages a file with a :class:`~somna.inference.Stager` and
+:func:`write_scored_night` writes ``hypnogram.csv``, ``probabilities.csv``, ``hypnogram.edf``, the
+one-page ``report.html`` and ``metrics.json`` (last: its presence marks the folder complete).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from somna.errors import HypnogramError
+from somna.evaluation.sleep_metrics import METRIC_LABELS, sleep_metrics
+from somna.hypnogram import Hypnogram
+from somna.inference.stager import Stager
+from somna.io.channels import ChannelSpec
+from somna.stages import AASM, RK, LabelSet
+from somna.storage import folder_lock, write_json_atomic
+
+__all__ = ["COMPLETE_MARKER", "ScoredNight", "score_psg", "write_scored_night"]
+
+COMPLETE_MARKER = "metrics.json"
+"""The output file written last (atomically): its presence marks a night's output folder complete."""
+
+OUTPUT_FILES = ("hypnogram.csv", "probabilities.csv", "hypnogram.edf", "report.html", COMPLETE_MARKER)
+"""Every file :func:`write_scored_night` may write."""
+
+
+@dataclass
+class ScoredNight:
+    """A scored recording.
+
+    Parameters
+    ----------
+    psg : Path
+        The PSG file.
+    hypnogram : Hypnogram
+        Predicted stages with their probabilities (``hypnogram.proba``) and provenance
+        (``hypnogram.info``), in the stager's label set.
+    metrics : dict
+        Sleep metrics of the predicted hypnogram.
+    reference, agreement, reference_metrics : optional
+        The scored hypnogram (aligned, in the stager's label set), epoch agreement with it and its metrics,
+        when a reference hypnogram was given.
+    """
+
+    psg: Path
+    hypnogram: Hypnogram
+    metrics: dict[str, Any]
+    reference: Hypnogram | None = None
+    agreement: dict[str, Any] | None = None
+    reference_metrics: dict[str, Any] | None = None
+
+
+def _reference_in(hypnogram: Hypnogram, label_set: LabelSet, path: Path) -> Hypnogram:
+    if hypnogram.label_set is label_set:
+        return hypnogram
+    try:
+        return hypnogram.to(label_set)
+    except ValueError:
+        raise HypnogramError(
+            f"is scored in {hypnogram.label_set.name} stages, which cannot be compared with the model's "
+            f"{label_set.name} stages",
+            path,
+        ) from None
+
+
+def score_psg(
+    psg: str | Path,
+    stager: Stager,
+    channels: ChannelSpec | None = None,
+    reference: str | Path | None = None,
+) -> ScoredNight:
+    """Stage every 30-s epoch of a PSG file, with its sleep metrics (and agreement with a scorer).
+
+    Parameters
+    ----------
+    psg : str | Path
+        EDF/EDF+ file.
+    stager : Stager
+        Trained model(s) (:func:`somna.load_stager`).
+    channels : ChannelSpec | None
+        Channel mapping (:func:`somna.io.channels.channel_spec`); the stager's training channels by
+        default.
+    reference : str | Path | None
+        A scored hypnogram of the same recording, for agreement and scored-vs-estimated metrics.
+
+    Returns
+    -------
+    ScoredNight
+
+    Raises
+    ------
+    SomnaError
+        For an unreadable file, missing channels, a mismatching channel count, a reference that does not
+        fit the recording, or signals that cannot be staged (flat, NaN, shorter than one epoch).
+    """
+    from somna.io.edf import read_psg
+
+    psg = Path(psg)
+    recording = read_psg(psg, channels or stager.channels, stager.modalities)
+    stager._check_channels(recording)
+    hypnogram = stager.predict_recording(recording)
+    scored = ScoredNight(psg, hypnogram, sleep_metrics(hypnogram))
+    if reference is not None:
+        from somna.io.hypnogram_files import align_hypnogram, read_hypnogram
+
+        reference = Path(reference)
+        ref = align_hypnogram(read_hypnogram(reference), recording).crop(0, len(hypnogram))
+        ref = _reference_in(ref, stager.label_set, reference)
+        scored.reference = ref
+        scored.reference_metrics = sleep_metrics(ref)
+        scored.agreement = hypnogram.evaluate(ref)
+        if ref.lights_off_s is not None or ref.lights_on_s is not None:
+            # Metrics of both respect the scorer's lights off/on.
+            scored.hypnogram = replace(hypnogram, lights_off_s=ref.lights_off_s, lights_on_s=ref.lights_on_s)
+            scored.metrics = sleep_metrics(scored.hypnogram)
+    return scored
+
+
+def write_scored_night(scored: ScoredNight, out_dir: str | Path, report: bool = True) -> dict[str, Path]:
+    """Write every output of a scored night into ``out_dir`` (each file atomically).
+
+    Files: ``hypnogram.csv`` (:meth:`Hypnogram.to_csv`: epoch, onset, date and clock time, stage and its
+    confidence), ``probabilities.csv`` (the same with every stage's probability),
+    ``hypnogram.edf`` (EDF+ annotations that EDF viewers open; AASM and R&K stagers only, since EDF+ has
+    no standard strings for 3- or 2-class stages), ``report.html`` (the one-page night report, unless
+    ``report`` is false) and ``metrics.json`` (sleep metrics and provenance; with a reference also its
+    metrics and the agreement).
+
+    ``metrics.json`` is written last: its presence marks the folder complete. An earlier ``metrics.json``
+    is removed before anything else is written, so an interrupted rewrite never looks complete. The
+    folder is locked while it is written (:func:`somna.storage.folder_lock`): a second writer gets a
+    clear error instead of mixing its files with the first's.
+
+    Returns
+    -------
+    dict of str to Path
+    """
+    with folder_lock(out_dir) as out:
+        return _write_outputs(scored, out, report)
+
+
+def _write_outputs(scored: ScoredNight, out: Path, report: bool) -> dict[str, Path]:
+    (out / COMPLETE_MARKER).unlink(missing_ok=True)
+    hyp = scored.hypnogram
+    paths = {
+        "hypnogram_csv": hyp.to_csv(out / "hypnogram.csv"),
+        "probabilities": hyp.to_csv(out / "probabilities.csv", probabilities=True),
+    }
+    if hyp.label_set in (AASM, RK):
+        paths["hypnogram_edf"] = hyp.to_edf(out / "hypnogram.edf")
+    summary: dict[str, Any] = {
+        "psg": str(scored.psg),
+        "label_set": hyp.label_set.name,
+        "n_epochs": len(hyp),
+        **hyp.info,
+        "metrics": scored.metrics,
+    }
+    if scored.reference is not None:
+        summary["reference_metrics"] = scored.reference_metrics
+        summary["agreement"] = {k: v for k, v in (scored.agreement or {}).items() if k != "report"}
+    if report:
+        paths["report"] = _write_report(scored, out / "report.html")
+    paths["metrics"] = write_json_atomic(out / COMPLETE_MARKER, summary)  # last: marks the folder complete
+    return paths
+
+
+def _write_report(scored: ScoredNight, path: Path) -> Path:
+    from somna.report.night import write_night_report  # matplotlib: only when a report is written
+
+    hyp = scored.hypnogram
+    seq_len = hyp.info.get("seq_len", 0)
+    first, stop = hyp.info.get("night_window_epochs", [0, len(hyp)])
+    notes = [
+        f"Each epoch is staged from the {seq_len} epochs ending at it (causal); the first "
+        f"{max(seq_len - 1, 0)} epochs of the recording have a context padded with copies of the first "
+        "epoch.",
+    ]
+    if first > 0:
+        notes.append(
+            f"The night most likely lies in epochs {first}–{stop - 1}: filters and normalisation restart at "
+            f"epoch {first}, as a recording started at bedtime would."
+        )
+
+    def clinical(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if metrics is None else {k: v for k, v in metrics.items() if k in METRIC_LABELS}
+
+    return write_night_report(
+        path,
+        hyp,
+        hyp.proba,
+        clinical(scored.metrics),
+        title=f"Sleep report — {scored.psg.name}",
+        reference=scored.reference,
+        agreement=scored.agreement,
+        reference_metrics=clinical(scored.reference_metrics),
+        notes=notes,
+        info={"model": hyp.info.get("model", ""), "backend": hyp.info.get("backend", "")},
+    )
