@@ -251,7 +251,14 @@ def test_batch_score_killed_mid_batch_skips_finished_nights_and_redoes_the_rest(
     for folder in folders:
         names = sorted(p.name for p in folder.iterdir())
         assert names == sorted(
-            [".somna.lock", "hypnogram.csv", "hypnogram.edf", "metrics.json", "probabilities.csv", "report.html"]
+            [
+                ".somna.lock",
+                "hypnogram.csv",
+                "hypnogram.edf",
+                "metrics.json",
+                "probabilities.csv",
+                "report.html",
+            ]
         )
     assert (half / "hypnogram.csv").read_text().startswith("epoch,onset_s,date,clock_time,stage,confidence\n")
     assert list(out.rglob("*.tmp")) == []

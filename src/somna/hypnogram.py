@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,24 +193,26 @@ class Hypnogram:
     def evaluate(self, reference: Hypnogram) -> dict[str, Any]:
         """Epoch-by-epoch agreement of this hypnogram with a reference scoring of the same recording.
 
-        The reference is converted to this hypnogram's stages when it is finer (R&K → AASM → 3-class);
-        unscored epochs of either are left out.
+        The reference is converted to this hypnogram's stages when it is finer (R&K → AASM → 3-class).
+        When both know their start time they are compared on the epochs they share (a scorer's file often
+        ends before or after the recording); otherwise they must have the same length. Unscored epochs
+        of either are left out.
 
         Parameters
         ----------
         reference : Hypnogram
-            The same epochs, scored by an expert (or another model).
+            The same recording, scored by an expert (or another model).
 
         Returns
         -------
         dict
             ``accuracy``, ``macro_f1``, ``cohen_kappa``, ``per_class`` (precision, recall, F1,
-            support), ``confusion`` (rows: reference) and ``report`` (scikit-learn's text).
+            support), ``confusion`` (rows: reference), ``n_epochs`` and ``report`` (scikit-learn's text).
 
         Raises
         ------
         ValueError
-            If the lengths differ or the stages cannot be compared.
+            If the two share no epoch, their epochs are not aligned, or their stages cannot be compared.
 
         Examples
         --------
@@ -222,10 +224,25 @@ class Hypnogram:
         """
         from somna.evaluation.agreement import epoch_agreement
 
-        if len(reference) != len(self):
-            raise ValueError(f"the reference has {len(reference)} epochs, this hypnogram {len(self)}")
         ref = reference if reference.label_set is self.label_set else reference.to(self.label_set)
-        return epoch_agreement(ref.stages, self.stages, self.label_set)
+        if ref.epoch_s != self.epoch_s:
+            raise ValueError(f"the reference has {ref.epoch_s:g}-s epochs, this hypnogram {self.epoch_s:g}-s")
+        mine, theirs = self.stages, ref.stages
+        if self.start is not None and ref.start is not None:
+            offset = (ref.start - self.start).total_seconds() / self.epoch_s
+            if abs(offset - round(offset)) > 1e-6:
+                raise ValueError("the reference's epochs do not line up with this hypnogram's (start times)")
+            shift = round(offset)  # reference epoch 0 is this hypnogram's epoch `shift`
+            first, stop = max(0, shift), min(len(self), shift + len(ref))
+            if stop <= first:
+                raise ValueError("the reference and this hypnogram share no epoch")
+            mine, theirs = self.stages[first:stop], ref.stages[first - shift : stop - shift]
+        elif len(ref) != len(self):
+            raise ValueError(
+                f"the reference has {len(ref)} epochs, this hypnogram {len(self)}, and without both start "
+                "times they cannot be lined up"
+            )
+        return epoch_agreement(theirs, mine, self.label_set)
 
     def plot(self, ax: Any = None, reference: Hypnogram | None = None) -> Any:
         """The hypnogram as a step plot (``reference`` drawn beneath); returns the matplotlib Figure."""
@@ -278,7 +295,8 @@ class Hypnogram:
 
     def to_mne_annotations(self) -> Any:
         """The stages as :class:`mne.Annotations` (``Sleep stage W`` … ``Sleep stage R``), one per epoch,
-        anchored at :attr:`start` when known."""
+        anchored at :attr:`start` when known (as UTC, which is how MNE reads EDF start times too), so
+        that ``raw.set_annotations(hypnogram.to_mne_annotations())`` puts them on the recording."""
         import mne
 
         scored = self.stages != UNSCORED
@@ -287,7 +305,8 @@ class Hypnogram:
             onset=self.onsets_s()[scored],
             duration=np.full(int(scored.sum()), self.epoch_s),
             description=descriptions,
-            orig_time=self.start,
+            # MNE wants an aware time in UTC; EDF clock times carry no zone, so they are taken as UTC
+            orig_time=None if self.start is None else self.start.replace(tzinfo=UTC),
         )
 
     def to_yasa(self) -> Any:

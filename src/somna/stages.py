@@ -289,8 +289,8 @@ def merge_hierarchical(sleep_probs: np.ndarray, rem_probs: np.ndarray) -> tuple[
     Examples
     --------
     >>> probs, stages = merge_hierarchical(np.array([[0.2, 0.8]]), np.array([[0.25, 0.75]]))
-    >>> probs.round(2).tolist(), THREE_CLASS.label(int(stages[0]))
-    ([[0.2, 0.2, 0.6]], 'REM')
+    >>> [round(float(p), 2) for p in probs[0]], THREE_CLASS.label(int(stages[0]))
+    ([0.2, 0.2, 0.6], 'REM')
     """
     p_sleep = sleep_probs[:, TWO_CLASS.code("Sleep")]
     p_rem = rem_probs[:, NREM_REM.code("REM")]

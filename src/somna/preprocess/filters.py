@@ -169,7 +169,8 @@ def convolve_valid(x: np.ndarray, h: np.ndarray, group: int = 32) -> np.ndarray:
         spectrum *= response
         y = scipy.fft.irfft(spectrum, block, workers=workers, overwrite_x=True)
         lo = first * step
-        out[:, lo : lo + part.shape[1] * step] = y[..., n_taps - 1 :].reshape(x.shape[0], -1)
+        target = out[:, lo : lo + part.shape[1] * step].reshape(x.shape[0], part.shape[1], step)
+        target[...] = y[..., n_taps - 1 :]  # straight into the output (a view: whole blocks of it)
     done = n_full * step
     if done < n_out:  # the rest, shorter than a block: one zero-padded block
         tail = np.zeros((x.shape[0], block), dtype=np.float32)

@@ -19,13 +19,14 @@ __all__ = ["RunningRobustScaler", "epoch_quartiles"]
 # IQR of a standard normal distribution: dividing by IQR / 1.349 makes the scale comparable to a z-score.
 _IQR_OF_UNIT_NORMAL = 1.349
 _MIN_SCALE = 1e-6  # a floor, not an error: a stream may start on a flat stretch; its epochs clip
-_STATS_SAMPLES = 500
+_STATS_SAMPLES = 250
 
 
 def epoch_quartiles(epochs: np.ndarray, max_samples: int = _STATS_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
     """Median and IQR of every epoch of every channel, from at most ``max_samples`` evenly spaced
-    samples of each epoch (500 of a 30-s epoch at 100 Hz: one every 60 ms, which a 35 Hz band-limited
-    signal hardly changes in between; a quantile moves by well under 1 % of the IQR).
+    samples of each epoch (250 of a 30-s epoch at 100 Hz, one every 0.12 s: the quartiles of an epoch's
+    amplitude distribution, not of its waveform; the running median over epochs then averages out what
+    the subsample misses).
 
     Parameters
     ----------
@@ -64,13 +65,15 @@ class RunningRobustScaler:
         n = len(values)
         return values[n // 2] if n % 2 else 0.5 * (values[n // 2 - 1] + values[n // 2])
 
-    def scale(self, epochs: np.ndarray) -> np.ndarray:
+    def scale(self, epochs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Add consecutive epochs to the statistics and return them normalised.
 
         Parameters
         ----------
         epochs : np.ndarray, shape (n_chans, n_epochs, n_samples)
             The next epochs of the stream (any number, in order).
+        out : np.ndarray | None, shape (n_epochs, n_chans, n_samples), float32
+            Where to write the result (e.g. a slice of a whole night's array); a new array when ``None``.
 
         Returns
         -------
@@ -91,9 +94,12 @@ class RunningRobustScaler:
                 spread[c, k] = self._middle(iqrs)
         self.n_epochs += n_new
         scale = np.maximum(spread / _IQR_OF_UNIT_NORMAL, _MIN_SCALE)
-        out = np.empty((n_new, self.n_chans, epochs.shape[2]), dtype=np.float32)  # epoch-major: model input
+        if out is None:
+            out = np.empty(
+                (n_new, self.n_chans, epochs.shape[2]), dtype=np.float32
+            )  # epoch-major: model input
         np.subtract(epochs.transpose(1, 0, 2), centre.T[:, :, None].astype(np.float32), out=out)
-        out /= scale.T[:, :, None].astype(np.float32)
+        out *= (1.0 / scale.T[:, :, None]).astype(np.float32)
         if self.clip is not None:
             np.clip(out, -self.clip, self.clip, out=out)
         return out

@@ -57,16 +57,17 @@ class EpochedNight:
 
 
 def stream_epochs(
-    recording: Recording, modality: str, first: int, stop: int, config: PreprocessConfig
-) -> np.ndarray:
+    recording: Recording, modality: str, first: int, stop: int, config: PreprocessConfig, out: np.ndarray
+) -> None:
     """Epochs ``first`` … ``stop - 1`` of one modality, as a stream that starts at epoch ``first``.
 
     The filters and the running normalisation start at the first sample of epoch ``first``, as a live
     recording started there would (:meth:`~somna.preprocess.stream.ModalityStream.run`).
 
-    Returns
-    -------
-    np.ndarray of float32, shape (stop - first, n_chans, samples_per_epoch)
+    Parameters
+    ----------
+    out : np.ndarray of float32, shape (stop - first, n_chans, samples_per_epoch)
+        Receives the epochs.
 
     Raises
     ------
@@ -81,13 +82,10 @@ def stream_epochs(
         stream = ModalityStream(modality, sfreq, signal.shape[0], config)
     except SomnaError as err:
         raise SomnaError(err.problem, recording.path) from None
-    epochs = stream.run(signal[:, begin:end])
-    if len(epochs) < stop - first:  # a resampler's rounding can lose part of the very last sample
-        pad = np.repeat(epochs[-1:], stop - first - len(epochs), axis=0) if len(epochs) else None
-        if pad is None:
-            raise SignalQualityError(f"{modality.upper()} gave no whole epoch", recording.path)
-        epochs = np.concatenate([epochs, pad])
-    return epochs[: stop - first]
+    done = len(stream.run(signal[:, begin:end], out))
+    if done == 0:
+        raise SignalQualityError(f"{modality.upper()} gave no whole epoch", recording.path)
+    out[done:] = out[done - 1]  # a resampler's rounding can lose part of the very last sample
 
 
 def preprocess_night(
@@ -137,10 +135,12 @@ def preprocess_night(
     hypnogram = hypnogram.crop(0, n_epochs)
     first, stop = sleep_period_bounds(hypnogram, config.trim_wake_min)
     bounds = sorted({first, stop, *(s for s in stream_starts if first < s < stop)})
-    signals = {
-        m: np.concatenate([stream_epochs(recording, m, a, b, config) for a, b in itertools.pairwise(bounds)])
-        for m in modalities
-    }
+    signals = {}
+    for m in modalities:
+        per_epoch = config.emg_samples_per_epoch if m == "emg" else config.samples_per_epoch
+        signals[m] = np.empty((stop - first, recording.signals[m].shape[0], per_epoch), dtype=np.float32)
+        for a, b in itertools.pairwise(bounds):
+            stream_epochs(recording, m, a, b, config, signals[m][a - first : b - first])
     kept = hypnogram.crop(first, stop)
     stages = kept.stages if kept.label_set is AASM else convert(kept.stages, kept.label_set, AASM)
     rk_stages = kept.stages if kept.label_set is RK else np.full(stop - first, UNSCORED, dtype=np.int8)

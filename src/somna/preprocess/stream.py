@@ -106,12 +106,15 @@ class ModalityStream:
             return np.empty((self.n_chans, 0), dtype=np.float32)
         return self._envelope(x) if self.modality == "emg" else np.asarray(x, dtype=np.float32)
 
-    def _epochs(self, y: np.ndarray) -> np.ndarray:
+    def _epochs(self, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         pending = np.concatenate([self._pending, y], axis=1) if self._pending.size else y
         n_epochs = pending.shape[1] // self.per_epoch
+        if out is not None:
+            n_epochs = min(n_epochs, len(out))
+            out = out[:n_epochs]
         whole = pending[:, : n_epochs * self.per_epoch].reshape(self.n_chans, n_epochs, self.per_epoch)
         self._pending = pending[:, n_epochs * self.per_epoch :].copy()
-        return self.scaler.scale(whole)
+        return self.scaler.scale(whole, out)
 
     def push(self, x: np.ndarray) -> np.ndarray:
         """Process the next samples (n_chans, n_samples) in µV; return the epochs they complete.
@@ -127,9 +130,13 @@ class ModalityStream:
         """End of the stream: return the epochs the filters' held-back samples complete."""
         return self._epochs(self._after_filters(None))
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """A whole recording at once, on a new stream: the epochs :meth:`push` then :meth:`flush` give."""
-        return self._epochs(self._after_filters(np.asarray(x), whole=True))
+    def run(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """A whole recording at once, on a new stream: the epochs :meth:`push` then :meth:`flush` give.
+
+        ``out`` (n_epochs, n_chans, samples_per_epoch), float32, receives them when given (at most as many
+        as it holds); the return value is the part of it written.
+        """
+        return self._epochs(self._after_filters(np.asarray(x), whole=True), out)
 
 
 class Preprocessor:
