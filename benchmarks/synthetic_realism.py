@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from somna.hypnogram import sleep_period_bounds
     from somna.io import align_hypnogram, read_hypnogram, read_psg
+    from somna.report.spectra import plot_stage_spectra, stage_spectra
     from somna.stages import AASM, UNSCORED
     from somna.synth import (
         GENERATOR_VERSION,
         SHARED_DATA_DIR,
         load_reference_hypnograms,
-        plot_stage_spectra,
         write_synthetic_cohort,
     )
 
@@ -134,13 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: result[k] for k in ("accuracy", "kappa", "recall", "target_met")}, indent=1))
 
     data, truth, sfreq = example
-    fig = plot_stage_spectra(
-        {"EEG Fpz-Cz": data[0], "EEG Pz-Oz": data[1]},
-        truth,
-        AASM,
-        sfreq,
-        title=f"Synthetic SC night (seed {SEED})",
-    )
+    spectra = stage_spectra({"EEG Fpz-Cz": data[0], "EEG Pz-Oz": data[1]}, truth, AASM, sfreq)
+    fig = plot_stage_spectra(spectra, title=f"Synthetic SC night (seed {SEED})")
     fig.savefig(args.out / "synthetic_spectra.png", dpi=110)
     plt.close(fig)
     _plot_epochs(plt, data, truth, sfreq, args.out / "synthetic_epochs.png")

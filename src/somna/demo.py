@@ -42,8 +42,8 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     from somna.evaluation.sleep_metrics import format_metrics_table
     from somna.inference import load_stager
     from somna.inference.scoring import score_psg, write_scored_night
-    from somna.report.cohort import plot_cohort_spectra
     from somna.report.figures import save_figure
+    from somna.report.spectra import cohort_stage_spectra, plot_stage_spectra
     from somna.stages import HIERARCHICAL
     from somna.synth import write_synthetic_cohort
     from somna.training.experiment import run_experiment
@@ -60,8 +60,10 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     cohort = prepare_cohort(edf_dir, out / "cache", workers=workers)
     print(f"{cohort!r}; epochs per stage after trimming to the sleep period ± 30 min:")
     print(cohort.format_stage_table())
+    spectra = cohort_stage_spectra(Cohort.open(out / "cache", verify=False))
+    title = f"Mean spectrum per stage, {len(cohort)} synthetic nights of {len(cohort.subjects)} subjects"
     figure = save_figure(
-        plot_cohort_spectra(Cohort.open(out / "cache", verify=False)), out / "stage_spectra.png"
+        plot_stage_spectra(spectra, title=title, unit="normalised units²/Hz"), out / "stage_spectra.png"
     )
     print(f"[3/6] per-stage EEG/EOG spectra written to {figure}")
     demo = load_experiment("demo")

@@ -4,5 +4,5 @@
   Bland–Altman (each returns a matplotlib Figure and takes ``ax=``);
 * :mod:`~somna.report.night`: ``report.html`` of one scored night;
 * :mod:`~somna.report.run`: ``evaluation.md``/``.json`` of a training run, and the terminal tables;
-* :mod:`~somna.report.cohort`: per-stage spectra of a prepared cohort.
+* :mod:`~somna.report.spectra`: mean spectrum per stage of a recording or a prepared cohort.
 """

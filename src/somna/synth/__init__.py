@@ -8,7 +8,6 @@ signals follow AASM stage physiology (:mod:`somna.synth.physiology`), and
 from __future__ import annotations
 
 from somna.synth.cohort import GENERATOR_VERSION, HYPNOGRAM_LETTERS, night_file_names, write_synthetic_cohort
-from somna.synth.figures import plot_stage_spectra
 from somna.synth.hypnograms import (
     HYPNOGRAM_DIR,
     MARKOV_TRANSITIONS,
@@ -30,7 +29,6 @@ __all__ = [
     "fit_stage_transitions",
     "load_reference_hypnograms",
     "night_file_names",
-    "plot_stage_spectra",
     "sample_night_stages",
     "sample_subject_profile",
     "synthesize_psg",

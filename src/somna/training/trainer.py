@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,166 @@ def _schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+@dataclass
+class _Progress:
+    """What training has reached: saved in ``last.pt`` after every pass, restored when resuming."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, float] | None = None
+    best_pass: int = -1
+    since_best: int = 0
+    next_pass: int = 0
+
+
+class _FoldTraining:
+    """One fold's model, optimiser, schedule, loss and data, and the steps of training it."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        label_set: LabelSet,
+        train_nights: list[NightArrays],
+        splits: dict[str, list[str]],
+        ctx: DistContext,
+    ):
+        self.ctx, self.config, self.label_set = ctx, train_config, label_set
+        self.device = training_device(train_config.device, ctx)
+        torch.manual_seed(train_config.seed)
+        model = StagingNetwork(model_config)
+        self.sampler = ChunkSampler(
+            train_nights,
+            model.seq_len,
+            train_config.chunk_len,
+            train_config.batch_size,
+            seed=train_config.seed,
+        )
+        if ctx.active:
+            # Every rank must draw its shares from the same global plan over the same training nights.
+            distributed.check_same(
+                (splits, self.sampler.chunks, self.sampler.n_targets), "the training chunks"
+            )
+            model = distributed.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
+        )
+        self.scheduler = _schedule(self.optimizer, train_config.max_epochs * len(self.sampler))
+        weights = class_weights(train_nights, label_set.n_classes, train_config.class_weights)
+        self.loss_fn = nn.CrossEntropyLoss(
+            weight=None if weights is None else weights.to(self.device), ignore_index=UNSCORED
+        )
+        self.net: nn.Module = self.model
+        if ctx.active:
+            # SyncBatchNorm1d keeps running statistics identical on every rank: no buffer broadcast needed.
+            cuda = ctx.device.type == "cuda"
+            self.net = DistributedDataParallel(
+                self.model, device_ids=[ctx.device.index] if cuda else None, broadcast_buffers=False
+            )
+            self.sum_loss_fn = nn.CrossEntropyLoss(
+                weight=None if weights is None else weights.to(ctx.device),
+                ignore_index=UNSCORED,
+                reduction="sum",
+            )
+            self.target_weights = (
+                np.ones(label_set.n_classes) if weights is None else weights.double().numpy()
+            )
+
+    def resume(self, state: dict[str, Any]) -> _Progress:
+        """Weights, optimiser, schedule and RNG from ``last.pt``; the progress it records."""
+        self.model.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.scheduler.load_state_dict(state["scheduler_state"])
+        if self.ctx.active:
+            _restore_rank_rng(state, self.ctx, self.config.seed)
+        else:
+            torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        return _Progress(
+            state["history"],
+            state["best_validation"],
+            state["best_pass"],
+            state["since_best"],
+            state["next_pass"],
+        )
+
+    def train_pass(self, pass_index: int, progress: bool, run_dir: Path) -> tuple[float, float]:
+        """One pass over the training chunks; the mean batch loss and the seconds it took."""
+        ctx = self.ctx
+        self.net.train()
+        t0, loss_sum, n_batches = time.perf_counter(), 0.0, 0
+        batches = (
+            _rank_batches(self.sampler, pass_index, ctx, self.target_weights)
+            if ctx.active
+            else self.sampler.batches(pass_index)
+        )
+        bar = tqdm(
+            batches,
+            total=len(self.sampler),
+            disable=not progress,
+            leave=False,
+            desc=f"pass {pass_index + 1}/{self.config.max_epochs}",
+            unit="batch",
+        )
+        for batch in bar:
+            if ctx.active:
+                signals, targets, scale, empty = batch
+                with distributed.empty_shard(self.model) if empty else nullcontext():
+                    logits = self.net(signals)
+                    # Σ over this rank's valid targets / Σ over the global batch's, × N: DDP's gradient mean
+                    # over ranks is then exactly the gradient of the global batch's weighted-mean loss.
+                    loss = self.sum_loss_fn(logits.flatten(0, 1), targets.flatten()) * scale
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                batch_loss = loss.item() / ctx.world_size  # this rank's part of the global batch loss
+            else:
+                signals, targets = batch
+                signals = {m: x.to(self.device, non_blocking=True) for m, x in signals.items()}
+                targets = targets.to(self.device, non_blocking=True)
+                logits = self.model(signals)
+                loss = self.loss_fn(logits.flatten(0, 1), targets.flatten())
+                if not torch.isfinite(loss):
+                    # Stop before the step: one non-finite update would silently ruin every weight.
+                    raise SomnaError(
+                        f"training diverged: the loss of a batch of pass {pass_index + 1} is {loss.item()} "
+                        "(lower the learning rate; the last good checkpoint is kept)",
+                        run_dir,
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                batch_loss = loss.item()
+            nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += batch_loss
+            n_batches += 1
+            bar.set_postfix(loss=f"{loss_sum * ctx.world_size / n_batches:.3f}")
+        train_s = time.perf_counter() - t0
+        if ctx.active:
+            loss_sum = distributed.sum_across(loss_sum)
+        return loss_sum / max(n_batches, 1), train_s
+
+    def validate(self, nights: list[NightArrays]) -> dict[str, float]:
+        """Accuracy and macro-F1 on the validation nights (the same on every rank)."""
+        if self.ctx.active:
+            return distributed_validation_scores(self.model, nights, self.ctx)
+        return validation_scores(self.model, nights)
+
+    def resumable_state(self) -> dict[str, Any]:
+        """Optimiser, schedule and RNG state of every rank, for ``last.pt``."""
+        if self.ctx.active:
+            rank_rng = {"rank_rng": distributed.all_gather_objects(_rng_state(self.device))}
+        else:  # a GPU's dropout draws from its own generator: save it too, for an exact resume
+            rank_rng = {"cuda_rng": _rng_state(self.device)["cuda"]} if self.device.type == "cuda" else {}
+        return {
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            **rank_rng,
+        }
+
+
 def train_model(
     cohort: Cohort,
     fold: Fold,
@@ -231,26 +391,7 @@ def train_model(
     # Nights stay memory-mapped: batches copy their chunks out, so memory does not grow with the cohort.
     train_nights = [load_night(cohort, r, label_set, modalities) for r in splits["train"]]
     val_nights = [load_night(cohort, r, label_set, modalities) for r in splits["validation"]]
-
-    device = training_device(train_config.device, ctx)
-    torch.manual_seed(train_config.seed)
-    model = StagingNetwork(model_config)
-    sampler = ChunkSampler(
-        train_nights, model.seq_len, train_config.chunk_len, train_config.batch_size, seed=train_config.seed
-    )
-    if ctx.active:
-        # Every rank must draw its shares from the same global plan over the same training nights.
-        distributed.check_same((splits, sampler.chunks, sampler.n_targets), "the training chunks")
-        model = distributed.convert_sync_batchnorm(model)
-    model = model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=train_config.lr, weight_decay=train_config.weight_decay
-    )
-    scheduler = _schedule(optimizer, train_config.max_epochs * len(sampler))
-    weights = class_weights(train_nights, label_set.n_classes, train_config.class_weights)
-    loss_fn = nn.CrossEntropyLoss(
-        weight=None if weights is None else weights.to(device), ignore_index=UNSCORED
-    )
+    training = _FoldTraining(model_config, train_config, label_set, train_nights, splits, ctx)
     preprocess = cohort.manifest["config"]["preprocess"]
     meta = {
         "train_config": asdict(train_config),
@@ -259,152 +400,81 @@ def train_model(
         **(extra or {}),
     }
 
-    history: list[dict[str, float]] = []
-    best: dict[str, float] | None = None
-    best_pass, since_best, start = -1, 0, 0
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    state = _Progress()
     if last_path.is_file():  # in a distributed run every rank reads it (the run folder is shared)
-        state = load_checkpoint(last_path)
-        if state.get("train_config") != asdict(train_config) or state.get("fold") != fold.to_dict():
+        saved = load_checkpoint(last_path)
+        if saved.get("train_config") != asdict(train_config) or saved.get("fold") != fold.to_dict():
             raise CheckpointError("exists from a different config or fold; use a new run folder", last_path)
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        scheduler.load_state_dict(state["scheduler_state"])
-        if ctx.active:
-            _restore_rank_rng(state, ctx, train_config.seed)
-        else:
-            torch.set_rng_state(state["torch_rng"])
-            if "cuda_rng" in state and device.type == "cuda":
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-        history, best = state["history"], state["best_validation"]
-        best_pass, since_best, start = state["best_pass"], state["since_best"], state["next_pass"]
+        state = training.resume(saved)
         if progress:
-            print(f"resuming {run_dir} at pass {start + 1}/{train_config.max_epochs}")
+            print(f"resuming {run_dir} at pass {state.next_pass + 1}/{train_config.max_epochs}")
     elif ctx.rank > 0:
         torch.manual_seed(_rank_seed(train_config.seed, ctx.rank, 0))  # its own dropout masks
-    net: nn.Module = model
     if ctx.active:
-        distributed.check_same(start, "the pass to resume from (is the run folder shared?)")
-        # SyncBatchNorm1d keeps running statistics identical on every rank: no buffer broadcast needed.
-        cuda = ctx.device.type == "cuda"
-        net = DistributedDataParallel(
-            model, device_ids=[ctx.device.index] if cuda else None, broadcast_buffers=False
-        )
-        sum_loss_fn = nn.CrossEntropyLoss(
-            weight=None if weights is None else weights.to(ctx.device), ignore_index=UNSCORED, reduction="sum"
-        )
-        target_weights = np.ones(label_set.n_classes) if weights is None else weights.double().numpy()
+        distributed.check_same(state.next_pass, "the pass to resume from (is the run folder shared?)")
 
-    stopped_early = since_best >= train_config.patience
-    for pass_index in range(start, train_config.max_epochs):
-        if stopped_early:
+    for pass_index in range(state.next_pass, train_config.max_epochs):
+        if state.since_best >= train_config.patience:
             break
-        net.train()
-        t0, loss_sum, n_batches = time.perf_counter(), 0.0, 0
-        bar = tqdm(
-            _rank_batches(sampler, pass_index, ctx, target_weights)
-            if ctx.active
-            else sampler.batches(pass_index),
-            total=len(sampler),
-            disable=not progress,
-            leave=False,
-            desc=f"pass {pass_index + 1}/{train_config.max_epochs}",
-            unit="batch",
-        )
-        for batch in bar:
-            if ctx.active:
-                signals, targets, scale, empty = batch
-                with distributed.empty_shard(model) if empty else nullcontext():
-                    logits = net(signals)
-                    # Σ over this rank's valid targets / Σ over the global batch's, × N: DDP's gradient mean
-                    # over ranks is then exactly the gradient of the global batch's weighted-mean loss.
-                    loss = sum_loss_fn(logits.flatten(0, 1), targets.flatten()) * scale
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                batch_loss = loss.item() / ctx.world_size  # this rank's part of the global batch loss
-            else:
-                signals, targets = batch
-                signals = {m: x.to(device, non_blocking=True) for m, x in signals.items()}
-                targets = targets.to(device, non_blocking=True)
-                logits = model(signals)
-                loss = loss_fn(logits.flatten(0, 1), targets.flatten())
-                if not torch.isfinite(loss):
-                    # Stop before the step: one non-finite update would silently ruin every weight.
-                    raise SomnaError(
-                        f"training diverged: the loss of a batch of pass {pass_index + 1} is {loss.item()} "
-                        "(lower the learning rate; the last good checkpoint is kept)",
-                        run_dir,
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                batch_loss = loss.item()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += batch_loss
-            n_batches += 1
-            bar.set_postfix(loss=f"{loss_sum * ctx.world_size / n_batches:.3f}")
-        train_s = time.perf_counter() - t0
-        if ctx.active:
-            loss_sum = distributed.sum_across(loss_sum)
-            scores = distributed_validation_scores(model, val_nights, ctx)
-        else:
-            scores = validation_scores(model, val_nights)
+        t0 = time.perf_counter()
+        loss, train_s = training.train_pass(pass_index, progress, run_dir)
+        scores = training.validate(val_nights)
         record = {
             "pass": pass_index + 1,
-            "loss": loss_sum / max(n_batches, 1),
+            "loss": loss,
             "train_s": train_s,
             "validation_s": time.perf_counter() - t0 - train_s,
-            "labelled_epochs_per_s": sampler.n_targets / train_s,
+            "labelled_epochs_per_s": training.sampler.n_targets / train_s,
             "val_accuracy": scores["accuracy"],
             "val_macro_f1": scores["macro_f1"],
         }
-        history.append(record)
-        if _is_better(scores, best):
-            best, best_pass, since_best = scores, pass_index + 1, 0
+        state.history.append(record)
+        if _is_better(scores, state.best):
+            state.best, state.best_pass, state.since_best = scores, pass_index + 1, 0
             if ctx.main:
                 save_checkpoint(
-                    best_path, model, label_set, preprocess, **meta, best_validation=best, best_pass=best_pass
-                )
+                    best_path, training.model, label_set, preprocess, **meta, best_validation=scores,
+                    best_pass=state.best_pass,
+                )  # fmt: skip
         else:
-            since_best += 1
-        stopped_early = since_best >= train_config.patience
-        if ctx.active:
-            rank_rng = {"rank_rng": distributed.all_gather_objects(_rng_state(device))}
-        else:  # a GPU's dropout draws from its own generator: save it too, for an exact resume
-            rank_rng = {"cuda_rng": _rng_state(device)["cuda"]} if device.type == "cuda" else {}
+            state.since_best += 1
+        state.next_pass = pass_index + 1
+        resumable = training.resumable_state()
         if ctx.main:
             save_checkpoint(
                 last_path,
-                model,
+                training.model,
                 label_set,
                 preprocess,
                 **meta,
-                optimizer_state=optimizer.state_dict(),
-                scheduler_state=scheduler.state_dict(),
-                torch_rng=torch.get_rng_state(),
-                **rank_rng,
-                history=history,
-                best_validation=best,
-                best_pass=best_pass,
-                since_best=since_best,
-                next_pass=pass_index + 1,
+                **resumable,
+                history=state.history,
+                best_validation=state.best,
+                best_pass=state.best_pass,
+                since_best=state.since_best,
+                next_pass=state.next_pass,
             )
         if progress:
-            mark = " *" if best_pass == pass_index + 1 else ""
+            mark = " *" if state.best_pass == pass_index + 1 else ""
             tqdm.write(
-                f"  pass {pass_index + 1:>2}/{train_config.max_epochs}  loss {record['loss']:.3f}  "
+                f"  pass {pass_index + 1:>2}/{train_config.max_epochs}  loss {loss:.3f}  "
                 f"val acc {scores['accuracy']:.3f}  val macro-F1 {scores['macro_f1']:.3f}  "
                 f"{record['labelled_epochs_per_s']:.0f} epochs/s{mark}"
             )
     if ctx.main:
-        write_json_atomic(run_dir / "history.json", history)
+        write_json_atomic(run_dir / "history.json", state.history)
     distributed.barrier()  # the checkpoints exist for every rank once train_model returns
-    speeds = [h["labelled_epochs_per_s"] for h in history]
-    if best is None:
+    speeds = [h["labelled_epochs_per_s"] for h in state.history]
+    if state.best is None:
         raise SomnaError("training ran no pass (max_epochs is 0?)", run_dir)
     return TrainResult(
-        best_path, best_pass, best, history, float(np.median(speeds)) if speeds else 0.0, stopped_early
+        best_path,
+        state.best_pass,
+        state.best,
+        state.history,
+        float(np.median(speeds)) if speeds else 0.0,
+        state.since_best >= train_config.patience,
     )
 
 
