@@ -49,7 +49,7 @@ done
 "$python" - "$work" <<'EOF' | tee "$out/gpu_determinism.txt"
 import sys, torch
 from pathlib import Path
-from somna.training.checkpoint import load_checkpoint
+from somna.models.checkpoint import load_checkpoint
 work = Path(sys.argv[1])
 a, b = (load_checkpoint(next((work / f"check-{r}").rglob("best.pt"))) for r in "ab")
 same = all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])

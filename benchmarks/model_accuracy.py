@@ -1,12 +1,13 @@
 """Accuracy of somna's 5-class model on held-out synthetic subjects, beside YASA's pretrained stager.
 
 A synthetic cohort (Sleep-EDF SC layout) is split subject-wise into train / validation / test with the
-demo's settings; somna trains on the training subjects, and both somna and YASA's ``SleepStaging``
-(EEG Fpz-Cz + EOG, pretrained on NSRR, not retrained) score the same test nights, trimmed to the sleep
-period ± 30 min.
+packaged ``demo`` experiment's settings (``somna.config.load_experiment("demo")``); somna trains on the
+training subjects (``somna.training.experiment.run_experiment``, holdout mode, no ONNX export), and both
+somna (the run's test predictions) and YASA's ``SleepStaging`` (EEG Fpz-Cz + EOG, pretrained on NSRR,
+not retrained) score the same test nights, trimmed to the sleep period ± 30 min.
 
 Run: ``.venv/bin/python benchmarks/model_accuracy.py [--subjects 10] [--work /tmp/somna-bench/accuracy]``
-Writes ``benchmarks/results/model_accuracy.json``.
+Writes ``benchmarks/results/model_accuracy.json`` (``--out`` another folder).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import synthetic_cohort, write_result, yasa_stages
+from _common import RESULTS, synthetic_cohort, write_result, yasa_stages
 
+from somna.config import load_experiment
 from somna.data import Cohort
-from somna.demo import DEMO_EXPERIMENT
-from somna.evaluation import epoch_agreement, format_comparison_table
+from somna.evaluation.agreement import epoch_agreement
+from somna.report.run import format_comparison_table
 from somna.stages import AASM, UNSCORED
 from somna.training.experiment import run_experiment
 
@@ -44,16 +46,16 @@ def main() -> None:
         help="an existing holdout run (5-class) to use "
         "instead of synthesising and training; its cohort must still exist",
     )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON result")
     args = parser.parse_args()
     if args.run is None:
         cohort = synthetic_cohort(args.work, n_subjects=args.subjects, seed=args.seed)
+        demo = load_experiment("demo")
         experiment = replace(
-            DEMO_EXPERIMENT,
-            name="accuracy-benchmark",
-            data=replace(DEMO_EXPERIMENT.data, cache=str(args.work / "cache")),
+            demo, name="accuracy-benchmark", data=replace(demo.data, cache=str(args.work / "cache"))
         )
         t0 = time.perf_counter()
-        run_experiment(experiment, args.work / "run", mode="holdout")
+        run_experiment(experiment, args.work / "run", mode="holdout", export=False)
         train_s: float | None = time.perf_counter() - t0
         run = args.work / "run"
     else:
@@ -61,7 +63,11 @@ def main() -> None:
         cohort = Cohort.open(json.loads((run / "experiment.json").read_text())["cohort"])
 
     with np.load(run / "fold_00" / "predictions.npz", allow_pickle=False) as data:
-        records, y_true, somna_pred = data["record"], data["y_true"].astype(np.int64), data["probs"].argmax(1)
+        records, y_true, somna_pred = (
+            data["record"],
+            data["y_true"].astype(np.int64),
+            data["y_pred"].astype(np.int64),
+        )
     yasa_pred = np.empty_like(y_true)
     for record in np.unique(records):
         entry = next(e for e in cohort.entries if e.record == record)
@@ -91,6 +97,7 @@ def main() -> None:
                 for name, r in results.items()
             },
         },
+        args.out,
     )
 
 

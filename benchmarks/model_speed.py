@@ -1,15 +1,21 @@
 """Training throughput, inference time and peak memory of the default model on 2 CPU threads.
 
+The model has the packaged ``demo`` experiment's sizes (``somna.config.load_experiment("demo")``) and
+trains on a synthetic cohort (4 subjects x 2 nights) with the demo's optimiser settings; inference is
+``somna.models.predict.predict_night`` through the torch backend (``TorchStageModel``, batch norms
+folded as a loaded run has them).
+
 Targets (issue: the multimodal sequence model): ≥ 1,000 labelled epochs per second of training with
 EEG+EOG+EMG; a 1,000-epoch night through the model in < 0.5 s; peak RSS while training < 1.5 GB.
 
-Run: ``.venv/bin/python benchmarks/model_speed.py [--work /tmp/somna-bench] [--passes 2]``
+Run: ``.venv/bin/python benchmarks/model_speed.py [--work /tmp/somna-bench/speed] [--passes 2]``
 Writes ``benchmarks/results/model_speed.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import resource
 import statistics
 import sys
@@ -22,15 +28,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import synthetic_cohort, write_result
 
+from somna.config import load_experiment
 from somna.data.sequences import ChunkSampler, NightArrays, load_night
-from somna.demo import DEMO_EXPERIMENT
-from somna.inference import predict_night
-from somna.models import StagingNetwork
+from somna.models.network import StagingNetwork
+from somna.models.predict import predict_night
+from somna.models.torch_model import TorchStageModel
 from somna.stages import AASM, UNSCORED
 
 
 def _train_throughput(nights: list[NightArrays], passes: int, device: torch.device) -> dict[str, float]:
-    experiment = DEMO_EXPERIMENT
+    experiment = load_experiment("demo")
     config = experiment.model_config({"eeg": 2, "eog": 1, "emg": 1}, 3000, 30, AASM.n_classes)
     torch.manual_seed(0)
     model = StagingNetwork(config).to(device)
@@ -79,16 +86,18 @@ def main() -> None:
     train = _train_throughput(nights, args.passes, device)
     model = train.pop("model")
 
-    # A 1,000-epoch night (the longest here, cut to 1,000 epochs), whole-night inference.
+    # A 1,000-epoch night (the longest here, cut to 1,000 epochs), whole-night inference through the
+    # torch backend as scoring runs it (batch norms folded: ``load_stager(run, "torch")``).
     night = max(nights, key=lambda n: n.n_epochs)
     thousand = NightArrays(
         night.record, night.subject_id, {m: a[:1000] for m, a in night.signals.items()}, night.labels[:1000]
     )
-    predict_night(model, thousand)  # warm-up
+    stage_model = TorchStageModel(copy.deepcopy(model).for_inference())
+    predict_night(stage_model, thousand.signals)  # warm-up
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
-        predict_night(model, thousand)
+        predict_night(stage_model, thousand.signals)
         times.append(time.perf_counter() - t0)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {

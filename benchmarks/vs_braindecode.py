@@ -4,13 +4,14 @@ Both models are trained on the same prepared synthetic cohort, on the same subje
 (``somna.data.splits.holdout_split(cohort.subjects, 0.25, 0.2, seed=0)``), for the same wall-clock budget
 ``--budget`` seconds with the same number of torch threads, and are tested on the same test subjects:
 
-- somna: ``somna.training.trainer.train_model`` with ``somna.demo.DEMO_EXPERIMENT``'s settings (EEG + EOG
-  + EMG, 5 AASM classes, "sqrt" class weights). ``train_model`` has no time limit, so a two-pass timing
-  run comes first (not counted; its second pass is the measure, as the first also pays for start-up)
-  and ``max_epochs = floor(budget / seconds per pass)`` passes are then trained from scratch (the
-  one-cycle schedule spans exactly those passes). Like the peers, somna trains through the budget
-  without early stopping and the best-validation pass (accuracy) stages the test nights through
-  ``somna.staging.SleepStager``.
+- somna: ``somna.training.trainer.train_model`` with the packaged ``demo`` experiment's settings
+  (``somna.config.load_experiment("demo")``: EEG + EOG + EMG, 5 AASM classes, "sqrt" class weights).
+  ``train_model`` has no time limit, so a two-pass timing run comes first (not counted; its second pass
+  is the measure, as the first also pays for start-up) and ``max_epochs = floor(budget / seconds per
+  pass)`` passes are then trained from scratch (the one-cycle schedule spans exactly those passes).
+  Like the peers, somna trains through the budget without early stopping and the best-validation pass
+  (accuracy) stages the test nights (the prepared cache, as the peers read it) through
+  ``somna.inference.load_stager(checkpoint, "torch")`` and ``somna.models.predict.predict_members``.
 - braindecode (run by ``_braindecode_peer.py`` inside its own virtual environment, torch 2.9.1 +
   torchaudio 2.9 + braindecode, created here on first use): ``AttnSleep`` on single 30-s epochs of
   EEG Fpz-Cz + Pz-Oz + EOG at 100 Hz, AdamW + cross-entropy with the same "sqrt" class weights, trained
@@ -31,7 +32,7 @@ Run (from the repository root, with the project's virtual environment)::
 ``benchmarks/gpu_session.sh`` is what ran on a lent GPU machine (``--device cuda``, the machine's own
 python for the peers, results in ``vs_braindecode_cuda.json`` with the card's name).
 
-Writes ``benchmarks/results/vs_braindecode.json``. The peer environment (default
+Writes ``benchmarks/results/vs_braindecode.json`` (``--out`` another folder). The peer environment (default
 ``/tmp/somna-bench/braindecode-venv``) is a multi-GB download the first time.
 """
 
@@ -45,7 +46,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +54,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result
+from _common import RESULTS, write_result
 
+from somna.config import load_experiment
 from somna.data import Cohort
 from somna.data.sequences import load_night
 from somna.data.splits import Fold, holdout_split
-from somna.demo import DEMO_EXPERIMENT
-from somna.evaluation import epoch_agreement, format_comparison_table
+from somna.evaluation.agreement import epoch_agreement
+from somna.inference import load_stager
+from somna.models.predict import predict_members
+from somna.report.run import format_comparison_table
 from somna.stages import AASM
-from somna.staging import SleepStager
 from somna.training.trainer import TrainResult, records_of, train_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +138,8 @@ def train_somna(
     cohort: Cohort, fold: Fold, budget: float, threads: int, work: Path, device: str = "cpu"
 ) -> dict[str, Any]:
     """Time one pass, train ``floor(budget / pass seconds)`` passes, test the best-validation checkpoint."""
-    experiment = replace(DEMO_EXPERIMENT, data=replace(DEMO_EXPERIMENT.data, cache=str(cohort.root)))
+    demo = load_experiment("demo")
+    experiment = replace(demo, data=replace(demo.data, cache=str(cohort.root)))
     pre, channels = cohort.manifest["config"]["preprocess"], cohort.manifest["config"]["channels"]
     model_config = experiment.model_config(
         {m: len(channels[m]) for m in experiment.data.modalities},
@@ -160,12 +164,12 @@ def train_somna(
     t0 = time.perf_counter()
     result: TrainResult = train_model(cohort, fold, model_config, train_config, AASM, work / "somna")
     seconds = time.perf_counter() - t0
-    stager = SleepStager.from_run(result.best_checkpoint)
+    stager = load_stager(result.best_checkpoint, "torch")
     y_true, y_pred = [], []
     for record in records_of(cohort, fold.test):
         night = load_night(cohort, record, AASM, stager.modalities)
         y_true.append(night.labels)
-        y_pred.append(stager.predict(night)[1])
+        y_pred.append(predict_members(stager.members, stager.task, night.signals)[1])
     return {
         "y_true": np.concatenate(y_true),
         "y_pred": np.concatenate(y_pred),
@@ -181,10 +185,12 @@ def train_somna(
             sum(h["labelled_epochs_per_s"] * h["train_s"] for h in result.history)
         ),
         "history": result.history,
-        "model": {"name": "somna StagingNetwork (DEMO_EXPERIMENT)", **experiment.model},
+        "model": {"name": "somna StagingNetwork (demo experiment)", **experiment.to_dict()["model"]},
         "inputs": list(experiment.data.modalities),
-        "n_parameters": sum(p.numel() for m in stager.members for p in m["model"].parameters()),
-        "training": {**train_config.__dict__},
+        "n_parameters": sum(
+            p.numel() for member in stager.members for m in member.values() for p in m.network.parameters()
+        ),
+        "training": asdict(train_config),
     }
 
 
@@ -252,6 +258,9 @@ def main() -> None:
         choices=("cpu", "cuda"),
         default="cpu",
         help="train every model here (cuda: results go to vs_braindecode_cuda.json with the card's name)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="folder of the JSON result (default: benchmarks/results)"
     )
     parser.add_argument(
         "--peer-python",
@@ -333,6 +342,7 @@ def main() -> None:
             "load_after": load_after,
             "commands": log,
         },
+        args.out,
     )
 
 

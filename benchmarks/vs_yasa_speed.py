@@ -82,6 +82,19 @@ def _process(cmd: list[str]) -> Callable[[], object]:
     return lambda: subprocess.run(cmd, check=True, capture_output=True)
 
 
+def _score_options(model: Path, backend: str, out: Path) -> list[str]:
+    return [
+        "--model",
+        str(model),
+        "--backend",
+        backend,
+        "--out",
+        str(out / backend),
+        "--no-report",
+        "--force",
+    ]
+
+
 def _random_run(work: Path) -> Path:
     """A run folder holding a default-size model with random weights, exported to ONNX as training does."""
     import json
@@ -110,7 +123,9 @@ def _random_run(work: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=None, help="run folder (default: random weights)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "somna-bench" / "vs-yasa")
@@ -136,10 +151,7 @@ def main() -> None:
             {
                 "yasa": _process([sys.executable, "-c", YASA_JOB, str(psg), str(out)]),
                 **{
-                    backend: _process(
-                        [*somna, str(psg), "--model", str(model), "--backend", backend, "--out", str(out / backend),
-                         "--no-report", "--force"]
-                    )  # fmt: skip
+                    backend: _process([*somna, str(psg), *_score_options(model, backend, out)])
                     for backend in stagers
                 },
             },
@@ -161,10 +173,12 @@ def main() -> None:
                 "in_process_s": inside[backend],
                 "in_process_speedup": inside["yasa"] / inside[backend],
             }
+            times = row[name]
             print(
-                f"{label} {name}: whole process {whole[backend]:.2f} s ({whole['yasa'] / whole[backend]:.1f}x "
+                f"{label} {name}: whole process {whole[backend]:.2f} s "
+                f"({times['whole_process_speedup']:.1f}x "
                 f"YASA's {whole['yasa']:.2f} s); in process {inside[backend]:.3f} s "
-                f"({inside['yasa'] / inside[backend]:.1f}x YASA's {inside['yasa']:.2f} s)"
+                f"({times['in_process_speedup']:.1f}x YASA's {inside['yasa']:.2f} s)"
             )
         row["yasa"] = {"whole_process_s": whole["yasa"], "in_process_s": inside["yasa"]}
         rows[label] = row
