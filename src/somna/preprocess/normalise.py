@@ -19,14 +19,13 @@ __all__ = ["RunningRobustScaler", "epoch_quartiles"]
 # IQR of a standard normal distribution: dividing by IQR / 1.349 makes the scale comparable to a z-score.
 _IQR_OF_UNIT_NORMAL = 1.349
 _MIN_SCALE = 1e-6  # a floor, not an error: a stream may start on a flat stretch; its epochs clip
-_STATS_SAMPLES = 250
+_STATS_SAMPLES = 500
 
 
 def epoch_quartiles(epochs: np.ndarray, max_samples: int = _STATS_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
     """Median and IQR of every epoch of every channel, from at most ``max_samples`` evenly spaced
-    samples of each epoch (250 of a 30-s epoch at 100 Hz, one every 0.12 s: the quartiles of an epoch's
-    amplitude distribution, not of its waveform; the running median over epochs then averages out what
-    the subsample misses).
+    samples of each epoch (500 of a 30-s epoch at 100 Hz, one every 60 ms: the quartiles of an epoch's
+    amplitude distribution, not of its waveform).
 
     Parameters
     ----------
