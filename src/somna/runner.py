@@ -75,7 +75,11 @@ def run_nights(
     """
     results: list[R | Failure | None] = [None] * len(tasks)
     bar = tqdm(
-        total=already_done + len(tasks), initial=already_done, desc=desc, unit="night", disable=not progress
+        total=already_done + len(tasks),
+        initial=already_done,
+        desc=desc,
+        unit="night",
+        disable=None if progress else True,
     )
     failures = 0
 

@@ -152,7 +152,9 @@ def write_synthetic_cohort(
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     jobs = [(s, k) for s in range(n_subjects) for k in range(1, nights + 1)]
-    for subject, night in tqdm(jobs, desc="synthetic nights", unit="night", disable=not progress):
+    for subject, night in tqdm(
+        jobs, desc="synthetic nights", unit="night", disable=None if progress else True
+    ):
         subject_rng = np.random.default_rng([seed, subject])
         profile = sample_subject_profile(subject_rng)
         rng = np.random.default_rng([seed, subject, night])

@@ -268,7 +268,7 @@ class _FoldTraining:
         bar = tqdm(
             batches,
             total=len(self.sampler),
-            disable=not progress,
+            disable=None if progress else True,
             leave=False,
             desc=f"pass {pass_index + 1}/{self.config.max_epochs}",
             unit="batch",
