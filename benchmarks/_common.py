@@ -48,7 +48,15 @@ def synthetic_cohort(
             ]
             subprocess.run(cmd, check=True, capture_output=True)
         else:
-            write_synthetic_cohort(edf, n_subjects=n_subjects, layout="sc", seed=seed, nights=2, hours=hours)
+            write_synthetic_cohort(
+                edf,
+                n_subjects=n_subjects,
+                layout="sc",
+                seed=seed,
+                nights=2,
+                hours=hours,
+                variation="textbook",
+            )
     if in_subprocess:
         subprocess.run([*somna, "prepare", str(edf), str(work / "cache")], check=True, capture_output=True)
         return Cohort.open(work / "cache")

@@ -124,7 +124,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_synthetic_cohort(
-            tmp, n_subjects=1, nights=1, hours=args.hours, layout="st", progress=False
+            tmp, n_subjects=1, nights=1, hours=args.hours, layout="st", progress=False, variation="textbook"
         )
         recording = read_psg(paths[0])
     signals, sfreq = recording.signals, dict(recording.sfreq)

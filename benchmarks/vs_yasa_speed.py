@@ -137,7 +137,9 @@ def main() -> None:
     for hours, label in ((8.0, "8h"), (None, "22h")):
         folder = args.work / label
         if not any(folder.glob("*-PSG.edf")):
-            write_synthetic_cohort(folder, n_subjects=1, seed=7, nights=1, hours=hours, progress=False)
+            write_synthetic_cohort(
+                folder, n_subjects=1, seed=7, nights=1, hours=hours, progress=False, variation="textbook"
+            )
         nights[label] = sorted(folder.glob("*-PSG.edf"))[0]
     model = args.model or _random_run(args.work)
     weights = str(args.model) if args.model else "random (default-size model; weights do not change the time)"

@@ -24,7 +24,9 @@ def small_cohort(tmp_path_factory: pytest.TempPathFactory):  # -> somna.data.Coh
     from somna.synth import write_synthetic_cohort
 
     root = tmp_path_factory.mktemp("small-cohort")
-    write_synthetic_cohort(root / "edf", n_subjects=4, seed=3, hours=1.5, progress=False)
+    write_synthetic_cohort(
+        root / "edf", n_subjects=4, seed=3, hours=1.5, progress=False, variation="textbook"
+    )
     return prepare_cohort(root / "edf", root / "cache", workers=1, progress=False)
 
 
@@ -42,7 +44,9 @@ def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     from somna.training.experiment import run_experiment
 
     root = tmp_path_factory.mktemp("tiny-run")
-    write_synthetic_cohort(root / "edf", n_subjects=3, seed=5, hours=1.5, progress=False)
+    write_synthetic_cohort(
+        root / "edf", n_subjects=3, seed=5, hours=1.5, progress=False, variation="textbook"
+    )
     cohort = prepare_cohort(root / "edf", root / "cache", workers=1, progress=False)
     experiment = ExperimentConfig(
         name="tiny",

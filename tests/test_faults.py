@@ -113,7 +113,7 @@ def _state(path: Path) -> tuple[int, str]:
 
 def test_prepare_killed_mid_cohort_resumes_and_every_cached_night_verifies(tmp_path: Path) -> None:
     edf = tmp_path / "edf"
-    write_synthetic_cohort(edf, n_subjects=5, seed=11, hours=1.5, progress=False)
+    write_synthetic_cohort(edf, n_subjects=5, seed=11, hours=1.5, progress=False, variation="textbook")
     n_nights = len(list(edf.glob("*-PSG.edf")))
     cache = tmp_path / "cache"
     recordings = cache / "recordings"

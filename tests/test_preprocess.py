@@ -276,7 +276,9 @@ def test_likely_sleep_window_finds_the_night_in_a_day_long_recording(tmp_path: P
     from somna.preprocess.sleep_window import likely_sleep_window
     from somna.synth import write_synthetic_cohort
 
-    psg, hyp = write_synthetic_cohort(tmp_path, n_subjects=1, seed=21, nights=1, progress=False)[:2]
+    psg, hyp = write_synthetic_cohort(
+        tmp_path, n_subjects=1, seed=21, nights=1, progress=False, variation="textbook"
+    )[:2]
     recording = read_psg(psg)
     assert recording.duration_s > 20 * 3600  # a Sleep-EDF SC-like day-long recording
     true_first, true_stop = sleep_period_bounds(align_hypnogram(read_hypnogram(hyp), recording), 30.0)

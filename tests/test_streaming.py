@@ -85,10 +85,24 @@ def one_torch_thread():
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("stream")
     write_synthetic_cohort(
-        root / "st", n_subjects=1, nights=1, hours=1.5, layout="st", progress=False, seed=4
+        root / "st",
+        n_subjects=1,
+        nights=1,
+        hours=1.5,
+        layout="st",
+        progress=False,
+        seed=4,
+        variation="textbook",
     )
     write_synthetic_cohort(
-        root / "sc", n_subjects=1, nights=1, hours=1.5, layout="sc", progress=False, seed=4
+        root / "sc",
+        n_subjects=1,
+        nights=1,
+        hours=1.5,
+        layout="sc",
+        progress=False,
+        seed=4,
+        variation="textbook",
     )
     return root
 
@@ -173,7 +187,9 @@ def test_replay_of_an_edf_ends_cleanly_and_matches_offline(synth_dir: Path) -> N
 def test_a_day_long_recording_is_staged_from_where_the_night_begins(tmp_path: Path) -> None:
     """Offline, a recording longer than 14 h restarts its stream where the night most likely begins, so
     its night is staged as the night alone would be: the hours of daytime wake before it change nothing."""
-    psg = write_synthetic_cohort(tmp_path, n_subjects=1, nights=1, seed=9, progress=False)[0]
+    psg = write_synthetic_cohort(
+        tmp_path, n_subjects=1, nights=1, seed=9, progress=False, variation="textbook"
+    )[0]
     stager = _stager()
     recording = read_psg(psg)
     whole = stager.predict(recording)

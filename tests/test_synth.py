@@ -13,6 +13,7 @@ import pytest
 from scipy.signal import welch
 
 from somna.errors import SomnaError
+from somna.io.recording import Recording
 from somna.stages import AASM, RK, UNSCORED, convert, stage_codes_from_strings
 from somna.synth import (
     GENERATOR_VERSION,
@@ -43,7 +44,9 @@ FS = 100
 @pytest.fixture(scope="module")
 def sc_cohort(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     out = tmp_path_factory.mktemp("sc")
-    return write_synthetic_cohort(out, n_subjects=3, layout="sc", seed=7, nights=2, hours=1.0, progress=False)
+    return write_synthetic_cohort(
+        out, n_subjects=3, layout="sc", seed=7, nights=2, hours=1.0, progress=False, variation="textbook"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +81,7 @@ def _read_hypnogram_stages(path: Path) -> np.ndarray:
 
 def test_same_seed_gives_identical_edf_bytes(sc_cohort: list[Path], tmp_path: Path) -> None:
     again = write_synthetic_cohort(
-        tmp_path, n_subjects=1, layout="sc", seed=7, nights=2, hours=1.0, progress=False
+        tmp_path, n_subjects=1, layout="sc", seed=7, nights=2, hours=1.0, progress=False, variation="textbook"
     )
     for new in again:
         assert new.read_bytes() == (sc_cohort[0].parent / new.name).read_bytes()
@@ -129,7 +132,7 @@ def test_sc_channels_rates_and_records(sc_cohort: list[Path]) -> None:
 
 def test_st_layout_has_raw_emg_at_100_hz(tmp_path: Path) -> None:
     paths = write_synthetic_cohort(
-        tmp_path, n_subjects=1, layout="st", seed=3, nights=1, hours=0.5, progress=False
+        tmp_path, n_subjects=1, layout="st", seed=3, nights=1, hours=0.5, progress=False, variation="textbook"
     )
     assert paths[0].name == "ST7001J0-PSG.edf" and re.fullmatch(r"ST7001J[A-Z]-Hypnogram\.edf", paths[1].name)
     rates = {s.label: s.sampling_frequency for s in edf_signals(paths[0])}
@@ -195,7 +198,9 @@ def test_markov_fallback_when_folder_absent(tmp_path: Path, monkeypatch: pytest.
     sleep = np.flatnonzero((aasm != AASM.code("W")) & (aasm != UNSCORED))
     assert sleep[0] > 3 * 120 and aasm.size - sleep[-1] > 3 * 120
     assert set(np.unique(aasm[sleep[0] : sleep[-1]])) == set(range(AASM.n_classes))
-    paths = write_synthetic_cohort(tmp_path / "out", 1, seed=1, nights=1, hours=0.5, progress=False)
+    paths = write_synthetic_cohort(
+        tmp_path / "out", 1, seed=1, nights=1, hours=0.5, progress=False, variation="textbook"
+    )
     assert json.loads((paths[0].parent / "synthetic.json").read_text())["stage_source"] == "markov"
 
 
@@ -285,3 +290,96 @@ def test_epoch_parameters_vary_within_a_stage_but_keep_stage_order() -> None:
     assert mean["emg_tone"][w] > mean["emg_tone"][n2] > mean["emg_tone"][rem]
     assert mean["sem_uv"][n1] == max(mean["sem_uv"])
     assert mean["rem_bursts_per_min"][rem] == max(mean["rem_bursts_per_min"])
+
+
+# --- how nights vary ------------------------------------------------------------------------------
+
+
+def _night(tmp_path: Path, variation: str, hours: float = 2.0) -> Recording:
+    from somna.config import load_cohort_config
+    from somna.io import read_psg
+
+    out = tmp_path / variation
+    psg = write_synthetic_cohort(out, 1, seed=4, nights=1, hours=hours, variation=variation, progress=False)[
+        0
+    ]
+    return read_psg(psg, load_cohort_config("synthetic").channels)
+
+
+AASM_NAMES = {"eeg": ["F4-M1", "O2-M1"], "eog": ["E1-M2"], "emg": ["Chin1-Chin2"]}
+
+
+def _p99(recording: Recording) -> float:
+    return float(np.percentile(np.abs(recording.signals["eeg"]), 99))
+
+
+def _jitter(recording: Recording) -> float:
+    return float(np.std(np.diff(recording.signals["eeg"][0])))
+
+
+def test_broad_variation_draws_montage_rate_and_artefacts_per_night_and_records_them(tmp_path: Path) -> None:
+    import json
+
+    from somna.synth.variation import sample_variation
+
+    draws = [sample_variation(np.random.default_rng(i)) for i in range(300)]
+    assert {d.montage for d in draws} == {"sleep-edf", "aasm"}
+    assert {d.sfreq for d in draws} == {100, 128, 200, 256, 512}
+    assert 0.25 < np.mean([d.ecg_uv > 0 for d in draws]) < 0.55
+    assert min(d.eog_eeg_leak for d in draws) < 0.25 and max(d.eog_eeg_leak for d in draws) > 0.8
+    paths = write_synthetic_cohort(tmp_path, n_subjects=3, seed=2, nights=1, hours=0.5, progress=False)
+    meta = json.loads((tmp_path / "synthetic.json").read_text())
+    assert meta["variation"] == "broad" and set(meta["night_variation"]) == {p.name for p in paths[::2]}
+    again = write_synthetic_cohort(
+        tmp_path / "again", n_subjects=3, seed=2, nights=1, hours=0.5, progress=False
+    )
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(paths, again, strict=True))
+
+
+def test_textbook_nights_keep_sleep_edf_montage_and_rate(tmp_path: Path) -> None:
+    recording = _night(tmp_path, "textbook")
+    assert recording.sfreq == {"eeg": 100.0, "eog": 100.0, "emg": 1.0}
+    assert recording.channel_names["eeg"] == ["EEG Fpz-Cz", "EEG Pz-Oz"]
+
+
+@pytest.mark.parametrize(
+    ("shift", "check"),
+    [
+        ("montage", lambda r, t: r.channel_names == AASM_NAMES),
+        ("rate", lambda r, t: r.sfreq["eeg"] == 512.0 and r.sfreq["eog"] == 512.0),
+        ("clipping", lambda r, t: np.abs(r.signals["eeg"]).max() <= 60.5 < np.abs(t.signals["eeg"]).max()),
+        ("emg-low", lambda r, t: np.median(r.signals["emg"]) < 0.3 * np.median(t.signals["emg"])),
+        ("old-age", lambda r, t: _p99(r) < 0.5 * _p99(t)),
+        ("noise", lambda r, t: _jitter(r) > 3 * _jitter(t)),
+    ],
+)  # fmt: skip
+def test_each_shift_pushes_its_factor(tmp_path: Path, shift: str, check) -> None:
+    textbook = _night(tmp_path, "textbook")
+    assert check(_night(tmp_path, shift), textbook)
+
+
+def test_eog_frontal_shift_puts_the_slow_waves_in_the_eog(tmp_path: Path) -> None:
+    def slow_correlation(recording: Recording) -> float:
+        from somna.preprocess import fir_bandpass
+
+        eeg = fir_bandpass(recording.signals["eeg"][0], 100.0, 0.5, 2.0)
+        eog = fir_bandpass(recording.signals["eog"][0], 100.0, 0.5, 2.0)
+        return float(np.corrcoef(eeg, eog)[0, 1])
+
+    assert (
+        slow_correlation(_night(tmp_path, "eog-frontal"))
+        > 0.8
+        > slow_correlation(_night(tmp_path, "textbook"))
+    )
+
+
+def test_flat_lead_mains_and_ecg_shifts(tmp_path: Path) -> None:
+    flat = _night(tmp_path, "flat-lead", hours=6.0)
+    runs = [np.max(np.diff(np.flatnonzero(np.diff(ch) != 0))) for ch in flat.signals["eeg"]]
+    assert abs(max(runs) - 4 * 3600 * 100) < 100  # one EEG channel flat for 4 h
+    mains = _night(tmp_path, "mains")
+    spectrum = np.abs(np.fft.rfft(mains.signals["eeg"][0][: 256 * 600]))
+    freqs = np.fft.rfftfreq(256 * 600, 1 / 256)
+    assert abs(freqs[np.argmax(spectrum * (freqs > 20))] - 50.0) < 0.1
+    with pytest.raises(SomnaError, match="unknown shift 'bogus'"):
+        write_synthetic_cohort(tmp_path / "x", n_subjects=1, variation="bogus", progress=False)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from somna.config import load_experiment
+from somna.config import load_cohort_config, load_experiment
 
 __all__ = ["run_demo"]
 
@@ -57,7 +57,7 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     else:
         print(f"[1/6] reusing the synthetic cohort in {edf_dir}")
     print(f"[2/6] preparing the cohort cache in {out / 'cache'}")
-    cohort = prepare_cohort(edf_dir, out / "cache", workers=workers)
+    cohort = prepare_cohort(edf_dir, out / "cache", config=load_cohort_config("synthetic"), workers=workers)
     print(f"{cohort!r}; epochs per stage after trimming to the sleep period ± 30 min:")
     print(cohort.format_stage_table())
     spectra = cohort_stage_spectra(Cohort.open(out / "cache", verify=False))

@@ -34,6 +34,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="cap each night at this many hours around the sleep period (default: full Sleep-EDF-like "
         "recordings)",
     )
+    p.add_argument(
+        "--variation",
+        choices=["broad", "textbook"],
+        default="broad",
+        help="broad: every night draws its physiology and recording technique (montage, rate, EOG pickup "
+        "of frontal EEG, chin tone, artefacts ...) from broad ranges; textbook: none of that",
+    )
+    p.add_argument(
+        "--shift",
+        default=None,
+        metavar="NAME",
+        help="push one factor to the far end of its range on every night, the others textbook: eog-frontal, "
+        "emg-low, nrem-tone, rem-twitches, old-age, noise, ecg, sweat, movement, mains, clipping, "
+        "flat-lead, montage, rate, or all (see somna.synth.variation)",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,5 +62,6 @@ def run(args: argparse.Namespace) -> None:
         seed=args.seed,
         nights=args.nights,
         hours=args.hours,
+        variation=args.shift or args.variation,
     )
     print(f"wrote {len(paths)} files to {args.out}")

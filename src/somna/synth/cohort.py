@@ -15,10 +15,11 @@ from somna.stages import RK
 from somna.storage import write_json_atomic
 from somna.synth.hypnograms import HYPNOGRAM_DIR, load_reference_hypnograms, sample_night_stages
 from somna.synth.physiology import PsgSignals, sample_subject_profile, synthesize_psg
+from somna.synth.variation import Variation, apply_technique, sample_variation, shifted_variation
 
 __all__ = ["GENERATOR_VERSION", "HYPNOGRAM_LETTERS", "night_file_names", "write_synthetic_cohort"]
 
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "2.0.0"
 """Bumped whenever the same seed would give different files."""
 
 HYPNOGRAM_LETTERS = "CHJMPVAOEGRUWY"
@@ -58,24 +59,54 @@ def night_file_names(layout: str, subject: int, night: int, letter: str) -> tupl
     return f"{stem}0-PSG.edf", f"{stem}{letter}-Hypnogram.edf"
 
 
-def _channels(signals: PsgSignals, layout: str) -> list[EdfChannel]:
+# AASM derivations as mixtures of the generator's frontal (Fpz-Cz-like) and parietal (Pz-Oz-like)
+# signals: mastoid references see more of everything, frontal leads more slow waves, occipital ones more
+# alpha. The single-sided EOGs see the eye movements with opposite signs and much frontal EEG.
+_AASM_EEG = {"F4-M1": (1.3, 0.2), "C4-M1": (0.7, 0.8), "O2-M1": (0.25, 1.3)}
+_AASM_EOG = {"E1-M2": 0.6, "E2-M2": -0.6}
+_AASM_EOG_EEG = 0.5
+
+
+def _channels(
+    signals: PsgSignals, layout: str, variation: Variation, rng: np.random.Generator
+) -> list[EdfChannel]:
     fs = signals.sfreq
+    raw_emg = signals.emg_submental if layout == "st" else None
+    if variation.montage == "aasm":
+        fast = {name: a * signals.eeg_fpz_cz + b * signals.eeg_pz_oz for name, (a, b) in _AASM_EEG.items()}
+        fast |= {
+            name: g * signals.eog_horizontal + _AASM_EOG_EEG * signals.eeg_fpz_cz
+            for name, g in _AASM_EOG.items()
+        }
+        roles = {name: "eeg" for name in _AASM_EEG} | {name: "eog" for name in _AASM_EOG}
+        emg_name, ranges = "Chin1-Chin2", {"eeg": 400.0, "eog": 1000.0}
+    else:
+        fast = {
+            "EEG Fpz-Cz": signals.eeg_fpz_cz,
+            "EEG Pz-Oz": signals.eeg_pz_oz,
+            "EOG horizontal": signals.eog_horizontal,
+        }
+        roles = {"EEG Fpz-Cz": "eeg", "EEG Pz-Oz": "eeg", "EOG horizontal": "eog"}
+        emg_name, ranges = "EMG submental", {"eeg": 200.0, "eog": 1000.0}
+    if raw_emg is not None:
+        fast[emg_name], roles[emg_name] = raw_emg.copy(), "emg"
+    fast = apply_technique(
+        {k: np.array(x, dtype=np.float32) for k, x in fast.items()}, roles, fs, variation, rng
+    )
     chans = [
-        EdfChannel("EEG Fpz-Cz", signals.eeg_fpz_cz, fs, "uV", (-200.0, 200.0), _EEG_PREFILTER),
-        EdfChannel("EEG Pz-Oz", signals.eeg_pz_oz, fs, "uV", (-200.0, 200.0), _EEG_PREFILTER),
-        EdfChannel("EOG horizontal", signals.eog_horizontal, fs, "uV", (-1000.0, 1000.0), _EEG_PREFILTER),
-        EdfChannel(
-            "Resp oro-nasal", signals.resp_oro_nasal, 1.0, "", (-2048.0, 2048.0), "HP:0.03Hz LP:0.9Hz"
-        ),
+        EdfChannel(name, data, fs, "uV", (-ranges[roles[name]], ranges[roles[name]]), _EEG_PREFILTER)
+        for name, data in fast.items()
+        if roles[name] != "emg"
     ]
-    if layout == "sc":
+    chans.append(
+        EdfChannel("Resp oro-nasal", signals.resp_oro_nasal, 1.0, "", (-2048.0, 2048.0), "HP:0.03Hz LP:0.9Hz")
+    )
+    if raw_emg is None:
         emg = EdfChannel(
-            "EMG submental", signals.emg_envelope, 1.0, "uV", (0.0, 500.0), "HP:16Hz Rectification LP:0.7Hz"
+            emg_name, signals.emg_envelope, 1.0, "uV", (0.0, 500.0), "HP:16Hz Rectification LP:0.7Hz"
         )
     else:
-        emg = EdfChannel(
-            "EMG submental", signals.emg_submental, fs, "uV", (-500.0, 500.0), "HP:16Hz LP:100Hz"
-        )
+        emg = EdfChannel(emg_name, fast[emg_name], fs, "uV", (-500.0, 500.0), "HP:16Hz LP:100Hz")
     chans.append(emg)
     chans.append(EdfChannel("Temp rectal", signals.temp_rectal, 1.0, "DegC", (34.0, 40.0), "LP:0.1Hz"))
     chans.append(EdfChannel("Event marker", signals.event_marker, 1.0, "", (-2048.0, 2048.0), ""))
@@ -101,6 +132,7 @@ def write_synthetic_cohort(
     nights: int = 2,
     hours: float | None = None,
     *,
+    variation: str = "broad",
     hypnogram_dir: Path | None = None,
     progress: bool = True,
 ) -> list[Path]:
@@ -127,6 +159,12 @@ def write_synthetic_cohort(
         Nights per subject, 1-9.
     hours : float | None
         Cap each night at this many hours, keeping the sleep onset (for fast tests and demos).
+    variation : str
+        How the nights depart from the textbook (:mod:`somna.synth.variation`): ``"broad"`` draws every
+        factor of every night from its broad range (montage, rate, EOG pickup of frontal EEG, chin tone,
+        artefacts ...); ``"textbook"`` keeps them all at their textbook values; the name of a shift
+        (``"eog-frontal"``, ``"montage"``, ..., or ``"all"``) pushes that factor to the far end of its
+        range on every night.
     hypnogram_dir : Path | None
         Real Sleep-EDF hypnograms to resample; the Markov fallback is used where there are none.
     progress : bool
@@ -148,9 +186,12 @@ def write_synthetic_cohort(
         raise SomnaError(f"n_subjects must be 1-{_MAX_SUBJECTS}, not {n_subjects}")
     if not 1 <= nights <= 9:
         raise SomnaError(f"nights must be 1-9, not {nights}")
+    if variation not in ("broad", "textbook"):
+        shifted_variation(variation)  # an unknown name is an error before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
+    factors: dict[str, dict[str, object]] = {}
     jobs = [(s, k) for s in range(n_subjects) for k in range(1, nights + 1)]
     for subject, night in tqdm(
         jobs, desc="synthetic nights", unit="night", disable=None if progress else True
@@ -161,15 +202,27 @@ def write_synthetic_cohort(
         stages = sample_night_stages(rng, layout=layout, hours=hours, hypnogram_dir=hypnogram_dir)
         start = _start_time(rng, layout, subject, night)
         letter = HYPNOGRAM_LETTERS[int(rng.integers(len(HYPNOGRAM_LETTERS)))]
+        # the night's factors come from a stream of their own: a textbook night stays the same night
+        technique_rng = np.random.default_rng([seed, subject, night, 1])
+        if variation == "broad":
+            night_variation = sample_variation(technique_rng)
+        elif variation == "textbook":
+            night_variation = Variation()
+        else:
+            night_variation = shifted_variation(variation)
         signals = synthesize_psg(
             stages,
             profile,
             rng,
+            sfreq=night_variation.sfreq,
             start_hour=start.hour + start.minute / 60.0,
             raw_emg=layout == "st",
+            variation=night_variation,
         )
         psg_name, hyp_name = night_file_names(layout, subject, night, letter)
-        paths.append(write_psg_edf(out / psg_name, _channels(signals, layout), start, data_record_s=30.0))
+        channels = _channels(signals, layout, night_variation, technique_rng)
+        paths.append(write_psg_edf(out / psg_name, channels, start, data_record_s=30.0))
+        factors[psg_name] = night_variation.to_dict()
         paths.append(write_hypnogram_edf(out / hyp_name, Hypnogram(stages, RK, start=start), start))
     write_json_atomic(
         out / "synthetic.json",
@@ -181,6 +234,8 @@ def write_synthetic_cohort(
             "n_subjects": n_subjects,
             "nights": nights,
             "hours": hours,
+            "variation": variation,
+            "night_variation": factors,
             "stage_source": "sleep-edf-hypnograms" if load_reference_hypnograms(hypnogram_dir) else "markov",
             "hypnogram_dir": str(hypnogram_dir if hypnogram_dir is not None else HYPNOGRAM_DIR),
             "files": [p.name for p in paths],

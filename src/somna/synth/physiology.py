@@ -27,6 +27,7 @@ import scipy.fft
 from scipy.special import ndtri
 
 from somna.stages import RK, UNSCORED
+from somna.synth.variation import Variation
 
 __all__ = ["PsgSignals", "SubjectProfile", "sample_subject_profile", "synthesize_psg"]
 
@@ -315,10 +316,16 @@ def _blend_weights(rng: np.random.Generator, stage: np.ndarray) -> np.ndarray:
     return weights
 
 
-def _epoch_parameters(rng: np.random.Generator, stage: np.ndarray) -> dict[str, np.ndarray]:
-    """Every stage parameter per epoch: a blend of stage prototypes with log-normal jitter."""
+def _epoch_parameters(
+    rng: np.random.Generator, stage: np.ndarray, overrides: dict[str, tuple[float, ...]] | None = None
+) -> dict[str, np.ndarray]:
+    """Every stage parameter per epoch: a blend of stage prototypes with log-normal jitter.
+
+    ``overrides`` replaces rows of the stage table (parameter name → one value per R&K stage).
+    """
     weights = _blend_weights(rng, stage)
-    table = np.array([_STAGE_TABLE[name] for name in _STAGE_TABLE], dtype=np.float64)  # params × stages
+    rows = {**_STAGE_TABLE, **(overrides or {})}
+    table = np.array([rows[name] for name in _STAGE_TABLE], dtype=np.float64)  # params × stages
     sigma = np.array([_JITTER_SIGMA[name] for name in _STAGE_TABLE])
     # exp(σz - σ²/2) has mean 1, so the jitter leaves each stage's mean parameters where they were.
     jitter = np.exp(
@@ -505,6 +512,7 @@ def synthesize_psg(
     epoch_s: int = 30,
     start_hour: float = 16.0,
     raw_emg: bool = True,
+    variation: Variation | None = None,
 ) -> PsgSignals:
     """Synthesise the PSG of one night for a stage sequence.
 
@@ -525,6 +533,11 @@ def synthesize_psg(
     raw_emg : bool
         Also synthesise the raw chin EMG at ``sfreq`` (Sleep Telemetry layout); the 1-Hz envelope is
         always made.
+    variation : Variation | None
+        How this night departs from the textbook (:mod:`somna.synth.variation`: EOG pickup of frontal
+        EEG, chin tone, NREM tone, REM twitches, EEG and slow-wave amplitude, noise, pops, movements);
+        the recording artefacts (ECG, sweat, mains, clipping, a flat lead) and the montage are applied
+        when the night is written. ``None``: the textbook night.
 
     Returns
     -------
@@ -544,9 +557,17 @@ def synthesize_psg(
     n_fft = scipy.fft.next_fast_len(n, real=True)
     n_fft += n_fft % 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sfreq)
+    v = variation or Variation()
     p = profile
-    par = {name: _per_second(v, epoch_s) for name, v in _epoch_parameters(rng, stage).items()}
-    g = p.eeg_gain
+    overrides = {}
+    if v.nrem_tone is not None:  # S1 halfway between wake and the other NREM stages
+        tone = _STAGE_TABLE["emg_tone"]
+        overrides["emg_tone"] = (tone[0], (tone[0] + v.nrem_tone) / 2, *(v.nrem_tone,) * 3, tone[5])
+    par = {name: _per_second(x, epoch_s) for name, x in _epoch_parameters(rng, stage, overrides).items()}
+    g = p.eeg_gain * v.eeg_gain
+    slow_gain = p.slow_wave_gain * v.slow_wave_gain
+    tone_uv = p.emg_tone_uv * v.emg_tone
+    noise_uv = p.noise_uv if v.noise_uv is None else v.noise_uv
 
     # Band-limited sources. Disjoint bands may share one white spectrum and stay independent.
     spec_a = _white_spectrum(rng, n_fft)
@@ -572,11 +593,11 @@ def synthesize_psg(
 
     # Amplitude envelopes per second: slow waves and eyes-closed alpha come in bursts.
     slow_gate = _gate(rng, par["slow_wave_fraction"], corr_s=6.0)
-    delta_env = g * (par["delta_uv"] + p.slow_wave_gain * p.slow_wave_uv * slow_gate)
+    delta_env = g * (par["delta_uv"] + slow_gain * p.slow_wave_uv * slow_gate)
     alpha_gate = _gate(rng, par["alpha_fraction"], corr_s=5.0)
     alpha_env = g * p.alpha_uv * (0.12 + alpha_gate)
     theta_env = g * par["theta_uv"]
-    emg_tone = p.emg_tone_uv * par["emg_tone"] * np.exp(0.15 * _smooth(rng.standard_normal(n_sec), 20) * 4.0)
+    emg_tone = tone_uv * par["emg_tone"] * np.exp(0.15 * _smooth(rng.standard_normal(n_sec), 20) * 4.0)
     beta_env = g * par["beta_uv"] * (0.7 + 0.3 * par["emg_tone"])  # frontal muscle activity in wake
     bg_env = g * par["background_uv"]
 
@@ -598,7 +619,7 @@ def synthesize_psg(
     _add_events(fpz, on, waves)
     _add_events(pz, on, 0.6 * waves)
     on = _event_onsets(rng, par["k_complexes_per_min"], sfreq)
-    waves = _k_complexes(rng, on.size, p.k_complex_amplitude_uv * g, sfreq)
+    waves = _k_complexes(rng, on.size, p.k_complex_amplitude_uv * g * v.slow_wave_gain, sfreq)
     _add_events(fpz, on, waves)
     _add_events(pz, on, 0.4 * waves)
     on = _event_onsets(rng, par["vertex_waves_per_min"], sfreq)
@@ -619,8 +640,8 @@ def synthesize_psg(
         spec_eog, freqs, _bump(freqs, 1.0, 40.0, 0.5) / np.sqrt(np.maximum(freqs, 1.0)), n
     )
     eog = _upsample(par["sem_uv"] * (0.5 + eyes_open), sfreq) * sem
-    eog += np.float32(p.noise_uv * 1.5) * eog_noise
-    eog += np.float32(p.eog_eeg_leak) * fpz
+    eog += np.float32(noise_uv * 1.5) * eog_noise
+    eog += np.float32(p.eog_eeg_leak if v.eog_eeg_leak is None else v.eog_eeg_leak) * fpz
     on = _event_onsets(rng, par["blinks_per_min"] * eyes_open, sfreq)
     waves = _blinks(rng, on.size, sfreq)
     _add_events(fpz, on, g * 0.6 * waves)  # blinks dominate the frontal EEG in wake
@@ -633,12 +654,12 @@ def synthesize_psg(
     _add_events(fpz, moves, 0.15 * waves)  # eye-movement spill on the frontal electrode
 
     # EMG: tone with REM atonia, twitches in REM; movement artefacts hit every channel.
-    twitch_on = _event_onsets(rng, par["emg_twitches_per_min"], 1)
+    twitch_on = _event_onsets(rng, par["emg_twitches_per_min"] * v.rem_twitches, 1)
     emg_env = emg_tone.copy()
     np.add.at(
-        emg_env, np.minimum(twitch_on, n_sec - 1), rng.uniform(1.0, 4.0, twitch_on.size) * p.emg_tone_uv * 0.4
+        emg_env, np.minimum(twitch_on, n_sec - 1), rng.uniform(1.0, 4.0, twitch_on.size) * tone_uv * 0.4
     )
-    art_on = _event_onsets(rng, par["movement_artefact_scale"] * p.artefacts_per_h / 60.0, sfreq)
+    art_on = _event_onsets(rng, par["movement_artefact_scale"] * p.artefacts_per_h * v.movement / 60.0, sfreq)
     art = _movement_artefacts(rng, art_on, sfreq)
     _add_events(fpz, art_on, art)
     _add_events(pz, art_on, 0.7 * art)
@@ -646,14 +667,14 @@ def synthesize_psg(
     art_sec = np.minimum(art_on // sfreq, n_sec - 1)
     np.add.at(emg_env, art_sec, rng.uniform(3.0, 8.0, art_sec.size) * p.emg_tone_uv)
     # Electrode pops: a step that decays, on one EEG channel at a time.
-    pop_on = _event_onsets(rng, np.full(n_sec, 1.0 / 60.0), sfreq)
+    pop_on = _event_onsets(rng, np.full(n_sec, v.pops_per_min), sfreq)
     pops = _eye_steps(rng, pop_on.size, sfreq, 80.0, rise_s=0.01, decay_s=0.4)
     which = rng.random(pop_on.size) < 0.5
     _add_events(fpz, pop_on[which], pops[which])
     _add_events(pz, pop_on[~which], pops[~which])
 
     # Amplifier noise last, so it is the floor under everything.
-    noise = rng.standard_normal((2, n), dtype=np.float32) * np.float32(p.noise_uv)
+    noise = rng.standard_normal((2, n), dtype=np.float32) * np.float32(noise_uv)
     fpz += noise[0]
     pz += noise[1]
     del noise
