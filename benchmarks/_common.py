@@ -94,20 +94,33 @@ def write_result(name: str, data: dict[str, Any], out: Path = RESULTS) -> Path:
     return path
 
 
-def yasa_stages(psg: Path, first_epoch: int, n_epochs: int) -> np.ndarray:
-    """AASM codes from YASA's pretrained ``SleepStaging`` (EEG Fpz-Cz + EOG) for epochs
-    ``first_epoch`` … ``first_epoch + n_epochs - 1`` of a Sleep-EDF-layout PSG.
+YASA_EEG = ("C4-M1", "EEG Fpz-Cz")
+"""EEG derivations YASA's pretrained stager is given, in order of preference (it was trained on C4-M1)."""
+YASA_EOG = ("E1-M2", "EOG horizontal")
 
-    YASA's features include the time of night, so it sees the same trimmed span somna stages. It reads
-    through MNE, which is fine here because only the 100 Hz EEG and EOG channels are loaded.
+
+def yasa_channels(names: list[str]) -> tuple[str, str]:
+    """The EEG and EOG channel YASA is given from a file's channels (AASM or Sleep-EDF montage)."""
+    eeg = next(n for n in YASA_EEG if n in names)
+    eog = next(n for n in YASA_EOG if n in names)
+    return eeg, eog
+
+
+def yasa_stages(psg: Path, first_epoch: int, n_epochs: int) -> np.ndarray:
+    """AASM codes from YASA's pretrained ``SleepStaging`` (one EEG + one EOG) for epochs
+    ``first_epoch`` … ``first_epoch + n_epochs - 1`` of a PSG in Sleep-EDF's or the AASM montage.
+
+    YASA's features include the time of night, so it sees the same span somna stages. It reads through
+    MNE, which is fine here because only EEG and EOG channels, sampled alike, are loaded.
     """
     import mne
     import yasa
 
     mne.set_log_level("ERROR")
-    raw = mne.io.read_raw_edf(psg, include=["EEG Fpz-Cz", "EOG horizontal"], preload=True)
+    eeg, eog = yasa_channels(mne.io.read_raw_edf(psg, preload=False).ch_names)
+    raw = mne.io.read_raw_edf(psg, include=[eeg, eog], preload=True)
     raw.crop(tmin=first_epoch * 30.0, tmax=(first_epoch + n_epochs) * 30.0, include_tmax=False)
-    predicted = yasa.SleepStaging(raw, eeg_name="EEG Fpz-Cz", eog_name="EOG horizontal").predict()
+    predicted = yasa.SleepStaging(raw, eeg_name=eeg, eog_name=eog).predict()
     _, codes = stage_codes_from_strings(np.asarray(predicted.hypno).astype(str).tolist())
     if codes.size < n_epochs:  # YASA drops a trailing partial epoch
         codes = np.concatenate([codes, np.full(n_epochs - codes.size, codes[-1], dtype=codes.dtype)])

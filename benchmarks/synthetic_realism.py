@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     import yasa
     from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score, recall_score
 
+    from somna.config import load_cohort_config
     from somna.hypnogram import sleep_period_bounds
     from somna.io import align_hypnogram, read_hypnogram, read_psg
     from somna.report.spectra import plot_stage_spectra, stage_spectra
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     y_true_all, y_pred_all, per_night = [], [], []
     example = None
     for psg, hyp_path in zip(paths[0::2], paths[1::2], strict=True):
-        recording = read_psg(psg, modalities=("eeg", "eog"))
+        recording = read_psg(psg, load_cohort_config("synthetic").channels, modalities=("eeg", "eog"))
         hypnogram = align_hypnogram(read_hypnogram(hyp_path), recording)  # R&K, one stage per PSG epoch
         first, stop = sleep_period_bounds(hypnogram, wake_margin_min=30)
         truth = hypnogram.to(AASM).stages[first:stop]
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         per_night.append(
             {
                 "psg": psg.name,
+                "montage_and_rate": f"{recording.channel_names['eeg'][0]}, {recording.sfreq['eeg']:g} Hz",
                 "epochs": int(keep.sum()),
                 "accuracy": float(accuracy_score(truth[keep], pred[keep])),
                 "kappa": float(cohen_kappa_score(truth[keep], pred[keep])),
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             span = slice(round(first * 30 * rate), round(stop * 30 * rate))
             data = np.vstack([recording.signals["eeg"][:, span], recording.signals["eog"][:1, span]])
             example = (data, truth, rate)
+            names = recording.channel_names["eeg"]
 
     y_true, y_pred = np.concatenate(y_true_all), np.concatenate(y_pred_all)
     labels = list(range(AASM.n_classes))
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: result[k] for k in ("accuracy", "kappa", "recall", "target_met")}, indent=1))
 
     data, truth, sfreq = example
-    spectra = stage_spectra({"EEG Fpz-Cz": data[0], "EEG Pz-Oz": data[1]}, truth, AASM, sfreq)
+    spectra = stage_spectra(dict(zip(names, data[:2], strict=True)), truth, AASM, sfreq)
     fig = plot_stage_spectra(spectra, title=f"Synthetic SC night (seed {SEED})")
     fig.savefig(args.out / "synthetic_spectra.png", dpi=110)
     plt.close(fig)

@@ -269,6 +269,12 @@ class TrainConfig:
         is visible) or ``"auto"`` (the GPU when torch sees one, else the CPU). Under ``torchrun`` each
         process takes ``cuda:LOCAL_RANK`` with NCCL, else the CPU. The same seed and data give the same
         weights on the same kind of device; CPU and GPU runs differ by float rounding.
+    augment : bool
+        Augment the training signals: channel gain, EOG polarity, time shift, noise, artefact bursts and
+        flat stretches (:mod:`somna.training.augment`).
+    modality_dropout : float
+        Share of training chunks in which the EOG, or the EMG, is replaced by zeros (one EEG channel at
+        half that share), so that the fused model keeps staging from the modalities that remain.
     """
 
     max_epochs: int = 30
@@ -281,8 +287,12 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     device: str = "auto"
+    augment: bool = True
+    modality_dropout: float = 0.2
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise SomnaError(f"training modality_dropout must be in [0, 1), not {self.modality_dropout!r}")
         _check_choice(self.class_weights, ("none", "balanced", "sqrt"), "training class_weights")
         _check_choice(self.device, ("auto", "cpu", "cuda"), "training device")
         for name in ("max_epochs", "batch_size", "chunk_len", "threads"):

@@ -68,7 +68,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from somna.errors import SomnaError
-    from somna.inference.batch import SCORED, SKIPPED, expand_psgs, pair_hypnograms, score_many
+    from somna.inference.batch import (
+        SCORED,
+        SKIPPED,
+        expand_psgs,
+        night_folder,
+        pair_hypnograms,
+        score_many,
+    )
 
     items = [str(p) for p in args.psgs]
     single = len(items) == 1 and Path(items[0]).is_file()
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> None:
     for text in failed.values():
         print(f"failed: {text}", file=sys.stderr)
     counts = {s: sum(v == s for v in status.values()) for s in (SCORED, SKIPPED)}
+    _print_caveat([night_folder(out, psg) for psg, text in status.items() if text == SCORED])
     print(
         f"{len(status)} night(s): {counts[SCORED]} scored, {counts[SKIPPED]} skipped (already scored), "
         f"{len(failed)} failed; outputs in {out}/<PSG name>/"
@@ -117,6 +125,7 @@ def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None) -> N
     from somna.evaluation.sleep_metrics import format_metrics_table
     from somna.inference import load_stager
     from somna.inference.batch import night_folder, score_to_folder
+    from somna.provenance import synthetic_caveat
     from somna.storage import writable_folder
 
     out = Path(args.out) if args.out else night_folder("scores", psg)
@@ -128,6 +137,12 @@ def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None) -> N
         print(f"{psg}: already scored in {out}, skipped (--force scores it again)")
         return
     print(f"{psg}: {len(scored.hypnogram)} epochs staged ({stager.label_set.name}, {stager.backend} backend)")
+    caveat = synthetic_caveat(stager.info.get("trained_on"))
+    if caveat:
+        print(f"WARNING: {caveat}")
+    unlike = scored.hypnogram.info.get("out_of_distribution")
+    if unlike:
+        print(f"WARNING: this night lies outside what the model was trained on: {'; '.join(unlike)}")
     print(format_metrics_table(scored.metrics))
     if scored.agreement is not None:
         a = scored.agreement
@@ -138,3 +153,19 @@ def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None) -> N
     for name in ("hypnogram.csv", "probabilities.csv", "hypnogram.edf", "report.html", "metrics.json"):
         if (out / name).is_file():
             print(f"  {out / name}")
+
+
+def _print_caveat(folders: list[Path]) -> None:
+    """The synthetic-training caveat of a batch, from the first scored night's metrics.json."""
+    import json
+
+    from somna.provenance import synthetic_caveat
+
+    for folder in folders[:1]:
+        try:
+            trained_on = json.loads((folder / "metrics.json").read_text()).get("trained_on")
+        except (OSError, ValueError):
+            return
+        caveat = synthetic_caveat(trained_on)
+        if caveat:
+            print(f"WARNING: {caveat}")

@@ -39,8 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from somna.errors import SomnaError
     from somna.inference import load_stager
-    from somna.inference.streaming import replay_psg
+    from somna.inference.streaming import replay
     from somna.preprocess.filters import set_filter_threads
+    from somna.provenance import synthetic_caveat
 
     if args.out is not None and args.out.is_dir():
         raise SomnaError("is a folder; --out takes a CSV file name", args.out)
@@ -50,14 +51,17 @@ def run(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+    caveat = synthetic_caveat(stager.info.get("trained_on"))
+    if caveat:
+        print(f"WARNING: {caveat}")
     labels = stager.label_set.labels
     print(
         f"{'epoch':>6} {'time':>9}  {'stage':<5} " + " ".join(f"{'p_' + s:>6}" for s in labels) + "  latency"
     )
     speed = 1.0 if args.realtime else args.speed
-    results = replay_psg(
-        args.psg, stager, chunk_s=args.chunk_s, speed=speed, eeg=args.eeg, eog=args.eog, emg=args.emg
-    )
+    recording = stager.recording(args.psg, eeg=args.eeg, eog=args.eog, emg=args.emg)
+    session = stager.stream(recording.sfreq)
+    results = replay(recording, session, chunk_s=args.chunk_s, speed=speed)
     rows, latencies = [], []
     try:
         for r in results:
@@ -78,6 +82,9 @@ def run(args: argparse.Namespace) -> None:
             print(f"{len(rows)} epochs written to {args.out}")
     if not latencies:
         raise SomnaError("the recording is shorter than one 30-s epoch", args.psg)
+    unlike = session.out_of_distribution()
+    if unlike:
+        print(f"WARNING: this recording lies outside what the model was trained on: {'; '.join(unlike)}")
     print(
         f"{len(latencies)} epochs; computing time per epoch: median {statistics.median(latencies):.1f} ms, "
         f"max {max(latencies):.1f} ms"

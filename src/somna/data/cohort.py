@@ -28,6 +28,7 @@ from somna.errors import CacheError, SomnaError
 from somna.io import align_hypnogram, find_sleep_edf_pairs, read_hypnogram, read_psg
 from somna.preprocess import EpochedNight, preprocess_night
 from somna.preprocess.filters import set_filter_threads
+from somna.provenance import cohort_source
 from somna.runner import Failure, run_nights
 from somna.stages import AASM, RK, stage_counts
 from somna.storage import atomic_write, sha256_file, write_json_atomic
@@ -222,6 +223,7 @@ def prepare_cohort(
         "format": _FORMAT_VERSION,
         "somna_version": __version__,
         "config": config.to_dict(),
+        "source": cohort_source(psg for psg, _ in pairs),
         "recordings": [entries[k] for k in sorted(entries)],
         "failures": failures,
     }

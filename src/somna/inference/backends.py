@@ -64,7 +64,7 @@ def _stager(members: list[dict[str, Any]], info: dict[str, Any], where: Path, ba
         _channels(info.get("channels"), modalities, where),
         name=str(where),
         backend=backend,
-        info={k: info[k] for k in ("trained_on",) if k in info},
+        info={k: info[k] for k in ("trained_on", "profile") if k in info},
     )
 
 

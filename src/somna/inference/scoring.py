@@ -169,12 +169,20 @@ def _write_outputs(scored: ScoredNight, out: Path, report: bool) -> dict[str, Pa
 
 
 def _write_report(scored: ScoredNight, path: Path) -> Path:
+    from somna.provenance import describe, synthetic_caveat
     from somna.report.night import write_night_report  # matplotlib: only when a report is written
 
     hyp = scored.hypnogram
     seq_len = hyp.info.get("seq_len", 0)
     first, stop = hyp.info.get("night_window_epochs", [0, len(hyp)])
-    notes = [
+    caveat = synthetic_caveat(hyp.info.get("trained_on"))
+    notes = [caveat] if caveat else []
+    if hyp.info.get("out_of_distribution"):
+        notes.append(
+            "This night lies outside what the model was trained on, so its stages are less trustworthy than "
+            f"the model's validation suggests: {'; '.join(hyp.info['out_of_distribution'])}."
+        )
+    notes += [
         f"Each epoch is staged from the {seq_len} epochs ending at it (causal); the first "
         f"{max(seq_len - 1, 0)} epochs of the recording have a context padded with copies of the first "
         "epoch.",
@@ -198,5 +206,9 @@ def _write_report(scored: ScoredNight, path: Path) -> Path:
         agreement=scored.agreement,
         reference_metrics=clinical(scored.reference_metrics),
         notes=notes,
-        info={"model": hyp.info.get("model", ""), "backend": hyp.info.get("backend", "")},
+        info={
+            "model": hyp.info.get("model", ""),
+            "backend": hyp.info.get("backend", ""),
+            "trained on": describe(hyp.info.get("trained_on")),
+        },
     )

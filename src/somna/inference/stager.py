@@ -203,8 +203,10 @@ class Stager:
         -------
         Hypnogram
             One stage per whole 30-s epoch from the start of the recording, in :attr:`label_set`, with
-            ``proba`` (epochs × stages) and ``info`` (model, backend, the epochs that most likely hold
-            the night).
+            ``proba`` (epochs × stages) and ``info``: model, backend, the epochs that most likely hold
+            the night, the model's mean confidence on them, and ``out_of_distribution``, the reasons
+            this night lies outside what the model was trained on (empty when it does not;
+            :mod:`somna.data.profile`).
 
         Raises
         ------
@@ -217,6 +219,7 @@ class Stager:
 
     def predict_recording(self, recording: Recording) -> Hypnogram:
         """:meth:`predict` for a recording already read (its channel counts checked)."""
+        from somna.data.profile import night_profile, out_of_distribution
         from somna.preprocess.pipeline import preprocess_night
         from somna.preprocess.sleep_window import likely_sleep_window
 
@@ -230,6 +233,11 @@ class Stager:
         # started at bedtime would; the hours before it (if any) are a stream of their own.
         night = preprocess_night(recording, unscored, config, self.modalities, stream_starts=(span[0],))
         probs, stages = predict_members(self.members, self.task, night.signals)
+        window = {m: x[span[0] : span[1]] for m, x in night.signals.items()}
+        confidence = float(probs[span[0] : span[1]].max(axis=1).mean()) if span[1] > span[0] else None
+        unlike = out_of_distribution(
+            self.info.get("profile"), night_profile(window, config.epoch_s), confidence
+        )
         known_start = recording.extra.get("start_known", True)
         return Hypnogram(
             stages.astype(np.int8),
@@ -244,6 +252,8 @@ class Stager:
                 "seq_len": self.seq_len,
                 "night_window_epochs": [int(span[0]), int(span[1])],
                 "channels": {m: list(recording.channel_names[m]) for m in self.modalities},
+                "mean_confidence": confidence,
+                "out_of_distribution": unlike,
                 **({"trained_on": self.info["trained_on"]} if "trained_on" in self.info else {}),
             },
         )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from somna.data.profile import epoch_features, out_of_distribution, summarise
 from somna.errors import SomnaError
 from somna.models.predict import StageModel, softmax
 from somna.preprocess.stream import Preprocessor
@@ -29,8 +30,9 @@ from somna.stages import HIERARCHICAL, merge_hierarchical
 
 if TYPE_CHECKING:
     from somna.inference.stager import Stager
+    from somna.io.recording import Recording
 
-__all__ = ["EpochResult", "LiveSession", "replay_psg"]
+__all__ = ["EpochResult", "LiveSession", "replay", "replay_psg"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class LiveSession:
         )
         self.rings = [{role: _Ring(model) for role, model in member.items()} for member in stager.members]
         self.n_epochs = 0
+        self._features: dict[str, list[float]] = {}
+        self._confidence: list[float] = []
 
     def push(self, samples: Mapping[str, np.ndarray]) -> list[EpochResult]:
         """Feed raw samples (per modality, (n_chans, n_samples) µV, any amount); return staged epochs.
@@ -131,7 +135,16 @@ class LiveSession:
         start = time.perf_counter()
         return [self._stage(epoch, start) for epoch in self.preprocessor.flush()]
 
+    def out_of_distribution(self) -> list[str]:
+        """Why the epochs so far lie outside what the model was trained on (:mod:`somna.data.profile`);
+        empty when they do not."""
+        night = summarise({name: np.asarray(values) for name, values in self._features.items()})
+        confidence = float(np.mean(self._confidence)) if self._confidence else None
+        return out_of_distribution(self.stager.info.get("profile"), night, confidence)
+
     def _stage(self, epoch: Mapping[str, np.ndarray], start: float) -> EpochResult:
+        for name, value in epoch_features({m: x[None] for m, x in epoch.items()}, self.epoch_s).items():
+            self._features.setdefault(name, []).append(float(value[0]))
         outputs = [{role: ring.step(epoch) for role, ring in member.items()} for member in self.rings]
         if self.stager.task == HIERARCHICAL:
             sleep = np.mean([o["stage1"] for o in outputs], axis=0)
@@ -141,6 +154,7 @@ class LiveSession:
         else:
             probs = np.mean([o["model"] for o in outputs], axis=0).astype(np.float32)
             stage = int(probs.argmax())
+        self._confidence.append(float(probs.max()))
         index = self.n_epochs
         self.n_epochs += 1
         return EpochResult(
@@ -153,32 +167,23 @@ class LiveSession:
         )
 
 
-def replay_psg(
-    psg: str | Path,
-    stager: Stager,
-    chunk_s: float = 1.0,
-    speed: float | None = None,
-    *,
-    eeg: str | list[str] | None = None,
-    eog: str | list[str] | None = None,
-    emg: str | list[str] | None = None,
+def replay(
+    recording: Recording, session: LiveSession, chunk_s: float = 1.0, speed: float | None = None
 ) -> Iterator[EpochResult]:
-    """Replay a PSG file as a live stream and yield each epoch's result as it is staged.
+    """Push a recording into a live session chunk by chunk and yield each epoch's result as it is staged.
 
     Parameters
     ----------
-    psg : str | Path
-        EDF/EDF+ file (read whole, then pushed chunk by chunk).
-    stager : Stager
-        Trained model(s).
+    recording : Recording
+        The signals (their rates must be the session's).
+    session : LiveSession
+        A new session (:meth:`somna.inference.Stager.stream`); after the replay it still holds what it
+        saw (:meth:`LiveSession.out_of_distribution`).
     chunk_s : float
         Seconds of signal per push (each modality is cut at the same instants); at least one sample of
         the slowest modality.
     speed : float | None
         Pace the replay at ``speed`` × real time (1.0: real time); ``None``: as fast as possible.
-    eeg, eog, emg : str | list of str | None
-        Channel names per modality (:meth:`somna.inference.Stager.predict`); the stager's training
-        channels by default.
 
     Yields
     ------
@@ -191,17 +196,15 @@ def replay_psg(
     Raises
     ------
     SomnaError
-        For an unreadable file, missing channels, or a chunk shorter than one sample.
+        For a chunk shorter than one sample or a speed that is not positive.
     """
-    recording = stager.recording(psg, eeg=eeg, eog=eog, emg=emg)
-    slowest = min(recording.sfreq[m] for m in stager.modalities)
+    modalities = session.stager.modalities
+    slowest = min(recording.sfreq[m] for m in modalities)
     if not chunk_s * slowest >= 1:
         raise SomnaError(f"chunks of {chunk_s:g} s hold less than one sample at {slowest:g} Hz")
     if speed is not None and not speed > 0:
         raise SomnaError(f"the replay speed must be positive, not {speed:g}")
-    session = stager.stream(recording.sfreq)
-    n_epochs = recording.n_epochs(stager.preprocess.epoch_s)
-    duration = n_epochs * stager.preprocess.epoch_s
+    duration = recording.n_epochs(session.epoch_s) * session.epoch_s
     n_chunks = int(np.ceil(duration / chunk_s - 1e-9))
     t0 = time.perf_counter()
     for i in range(n_chunks):
@@ -211,9 +214,33 @@ def replay_psg(
             if wait > 0:
                 time.sleep(wait)
         chunk = {}
-        for m in stager.modalities:
+        for m in modalities:
             fs = recording.sfreq[m]
             stop = min(round((i + 1) * chunk_s * fs), round(duration * fs))
             chunk[m] = recording.signals[m][:, round(i * chunk_s * fs) : stop]
         yield from session.push(chunk)
     yield from session.finish()
+
+
+def replay_psg(
+    psg: str | Path,
+    stager: Stager,
+    chunk_s: float = 1.0,
+    speed: float | None = None,
+    *,
+    eeg: str | list[str] | None = None,
+    eog: str | list[str] | None = None,
+    emg: str | list[str] | None = None,
+) -> Iterator[EpochResult]:
+    """Replay a PSG file as a live stream (:func:`replay` on a new session).
+
+    ``eeg``, ``eog``, ``emg`` name the channels (:meth:`somna.inference.Stager.predict`); the stager's
+    training channels by default.
+
+    Raises
+    ------
+    SomnaError
+        For an unreadable file, missing channels, or a chunk shorter than one sample.
+    """
+    recording = stager.recording(psg, eeg=eeg, eog=eog, emg=emg)
+    return replay(recording, stager.stream(recording.sfreq), chunk_s, speed)

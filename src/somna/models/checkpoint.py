@@ -177,7 +177,8 @@ def load_run(
         The file of each network.
     info : dict
         ``task``, ``modalities``, ``preprocess``, ``channels`` (``None`` when not stored) and, when
-        stored, ``trained_on``: what a stager needs besides the networks.
+        stored, ``trained_on`` (:mod:`somna.provenance`) and ``profile`` (:mod:`somna.data.profile`, the
+        first fold's): what a stager needs besides the networks.
 
     Raises
     ------
@@ -202,6 +203,7 @@ def load_run(
         "preprocess": _agreeing(states, "preprocess", path),
         "channels": _agreeing(states, "channels", path),
     }
-    if "trained_on" in states[0]:
-        info["trained_on"] = states[0]["trained_on"]
+    for key in ("trained_on", "profile"):
+        if key in states[0]:
+            info[key] = states[0][key]
     return networks, checkpoints, info

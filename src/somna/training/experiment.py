@@ -29,6 +29,7 @@ from somna.hypnogram import Hypnogram
 from somna.models.checkpoint import load_run
 from somna.models.predict import predict_members
 from somna.models.torch_model import TorchStageModel
+from somna.provenance import SYNTHETIC
 from somna.report.figures import plot_bland_altman, save_figure
 from somna.report.run import format_agreement_table, format_comparison_table, write_evaluation_report
 from somna.stages import AASM, HIERARCHICAL, THREE_CLASS, LabelSet, convert, task_label_sets
@@ -376,9 +377,21 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     if metrics is not None:
         sections["Sleep metrics: estimated vs scored"] = _metric_agreement_markdown(metrics, figure.name)
     ceiling = _human_ceiling()
+    try:
+        source = json.loads((Path(payload["cohort"]) / "manifest.json").read_text()).get("source") or {}
+    except (OSError, ValueError):
+        source = {}
+    synthetic = source.get("kind") == SYNTHETIC
     if ceiling is not None:
+        caveat = (
+            "**This model was trained and tested on synthetic nights (somna's own generator); the ceiling "
+            "below was measured on real nights scored by people. The two are not comparable: the ceiling is "
+            "shown for scale, not as a bar this model has met.**\n\n"
+            if synthetic
+            else ""
+        )
         sections["Human ceiling"] = (
-            f"This model: accuracy {pooled['accuracy']:.3f}, κ {_or_dash(pooled['cohen_kappa'])}, "
+            f"{caveat}This model: accuracy {pooled['accuracy']:.3f}, κ {_or_dash(pooled['cohen_kappa'])}, "
             f"macro-F1 {pooled['macro_f1']:.3f} ({run.label_set.name} stages; experts scored AASM)."
             f"\n\n```text\n{format_human_ceiling(ceiling)}\n```"
         )
@@ -408,13 +421,17 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
         if ceiling is not None:
             span = ceiling["summary"]
             print(
-                f"human ceiling (DOD-O, 5 experts vs the other 4): accuracy {span['accuracy']['min']:.3f}–"
+                f"human ceiling{CEILING_CAVEAT if synthetic else ''} (DOD-O, 5 experts vs the other 4): "
+                f"accuracy {span['accuracy']['min']:.3f}–"
                 f"{span['accuracy']['max']:.3f}, kappa {span['cohen_kappa']['min']:.3f}–"
                 f"{span['cohen_kappa']['max']:.3f}, macro-F1 {span['macro_f1']['min']:.3f}–"
                 f"{span['macro_f1']['max']:.3f}"
             )
         print(f"report: {run_dir / 'evaluation.md'}, figure: {run_dir / 'confusion_matrix.png'}")
     return pooled
+
+
+CEILING_CAVEAT = ", measured on real nights, not comparable with these synthetic ones"
 
 
 def _or_dash(value: float | None) -> str:

@@ -19,16 +19,18 @@ from tqdm.auto import tqdm
 
 from somna.config import ModelConfig, TrainConfig
 from somna.data.cohort import Cohort
+from somna.data.profile import night_profile, training_profile
 from somna.data.sequences import ChunkSampler, NightArrays, load_night
 from somna.data.splits import Fold, check_no_leakage
 from somna.errors import CheckpointError, SomnaError
-from somna.models.checkpoint import load_checkpoint, save_checkpoint
+from somna.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from somna.models.network import StagingNetwork
 from somna.models.predict import predict_night
 from somna.models.torch_model import TorchStageModel
 from somna.stages import UNSCORED, LabelSet
-from somna.storage import write_json_atomic
+from somna.storage import atomic_write, write_json_atomic
 from somna.training import distributed
+from somna.training.augment import Augmenter
 from somna.training.distributed import DistContext
 
 __all__ = [
@@ -193,6 +195,7 @@ class _FoldTraining:
         train_nights: list[NightArrays],
         splits: dict[str, list[str]],
         ctx: DistContext,
+        epoch_s: float,
     ):
         self.ctx, self.config, self.label_set = ctx, train_config, label_set
         self.device = training_device(train_config.device, ctx)
@@ -219,6 +222,15 @@ class _FoldTraining:
         weights = class_weights(train_nights, label_set.n_classes, train_config.class_weights)
         self.loss_fn = nn.CrossEntropyLoss(
             weight=None if weights is None else weights.to(self.device), ignore_index=UNSCORED
+        )
+        self.augment = Augmenter(
+            train_config.seed,
+            train_config.augment,
+            train_config.modality_dropout,
+            {
+                m: (model_config.emg_n_times if m == "emg" else model_config.n_times) / epoch_s
+                for m in model_config.modalities
+            },
         )
         self.net: nn.Module = self.model
         if ctx.active:
@@ -261,9 +273,9 @@ class _FoldTraining:
         self.net.train()
         t0, loss_sum, n_batches = time.perf_counter(), 0.0, 0
         batches = (
-            _rank_batches(self.sampler, pass_index, ctx, self.target_weights)
+            _rank_batches(self.sampler, pass_index, ctx, self.target_weights, self.augment)
             if ctx.active
-            else self.sampler.batches(pass_index)
+            else self._batches(pass_index)
         )
         bar = tqdm(
             batches,
@@ -310,6 +322,12 @@ class _FoldTraining:
         if ctx.active:
             loss_sum = distributed.sum_across(loss_sum)
         return loss_sum / max(n_batches, 1), train_s
+
+    def _batches(self, pass_index: int) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """The pass's batches, augmented: ``(signals, targets)``."""
+        for picked in self.sampler.plan(pass_index):
+            signals, targets = self.sampler.read(picked)
+            yield self.augment(signals, pass_index, picked), targets
 
     def validate(self, nights: list[NightArrays]) -> dict[str, float]:
         """Accuracy and macro-F1 on the validation nights (the same on every rank)."""
@@ -391,12 +409,15 @@ def train_model(
     # Nights stay memory-mapped: batches copy their chunks out, so memory does not grow with the cohort.
     train_nights = [load_night(cohort, r, label_set, modalities) for r in splits["train"]]
     val_nights = [load_night(cohort, r, label_set, modalities) for r in splits["validation"]]
-    training = _FoldTraining(model_config, train_config, label_set, train_nights, splits, ctx)
     preprocess = cohort.manifest["config"]["preprocess"]
+    training = _FoldTraining(
+        model_config, train_config, label_set, train_nights, splits, ctx, preprocess["epoch_s"]
+    )
     meta = {
         "train_config": asdict(train_config),
         "fold": fold.to_dict(),
         "channels": cohort.manifest["config"]["channels"],
+        "trained_on": cohort.manifest.get("source") or {"kind": "unknown"},
         **(extra or {}),
     }
 
@@ -464,6 +485,7 @@ def train_model(
             )
     if ctx.main:
         write_json_atomic(run_dir / "history.json", state.history)
+        _store_profile(best_path, train_nights, val_nights, preprocess["epoch_s"])
     distributed.barrier()  # the checkpoints exist for every rank once train_model returns
     speeds = [h["labelled_epochs_per_s"] for h in state.history]
     if state.best is None:
@@ -478,8 +500,23 @@ def train_model(
     )
 
 
+def _store_profile(
+    best_path: Path, train_nights: list[NightArrays], val_nights: list[NightArrays], epoch_s: float
+) -> None:
+    """Add to the best checkpoint what its training nights looked like and how sure it is on its
+    validation nights (:mod:`somna.data.profile`): what scoring checks a new night against."""
+    state = load_checkpoint(best_path)
+    network, _ = model_from_checkpoint(best_path)
+    model = TorchStageModel(network.for_inference())
+    confidences = [float(predict_night(model, n.signals).max(axis=1).mean()) for n in val_nights]
+    state["profile"] = training_profile(
+        [night_profile(n.signals, epoch_s) for n in train_nights], confidences
+    )
+    atomic_write(best_path, lambda tmp: torch.save(state, tmp))
+
+
 def _rank_batches(
-    sampler: ChunkSampler, pass_index: int, ctx: DistContext, target_weights: np.ndarray
+    sampler: ChunkSampler, pass_index: int, ctx: DistContext, target_weights: np.ndarray, augment: Augmenter
 ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, float, bool]]:
     """This rank's share of each global batch of the pass: ``(signals, targets, loss scale, empty)``.
 
@@ -494,6 +531,7 @@ def _rank_batches(
         total = float(target_weights[every[every != UNSCORED]].sum())
         share = sampler.shard(picked, ctx.rank, ctx.world_size)
         signals, targets = sampler.read(share or picked[:1])
+        signals = augment(signals, pass_index, share or picked[:1])
         if not share:
             targets.fill_(UNSCORED)
         scale = ctx.world_size / total if total > 0 else 0.0  # no valid target anywhere: no gradient
