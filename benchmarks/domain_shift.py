@@ -113,14 +113,24 @@ def _evaluate(
     for cohort, nights in cohorts.items():
         truth_all: list[np.ndarray] = []
         predicted: dict[str, list[np.ndarray]] = {name: [] for name in [*stagers, "YASA"]}
+        per_night: dict[str, list[dict[str, Any]]] = {name: [] for name in stagers}
         for psg, hyp in nights:
             truth, first, stop = _truth(psg, hyp, channels)
             truth_all.append(truth[first:stop])
             for name, stager in stagers.items():
                 t0 = time.perf_counter()
-                stages = stager.predict(psg).stages
+                hypnogram = stager.predict(psg)
                 seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
-                predicted[name].append(stages[first:stop])
+                predicted[name].append(hypnogram.stages[first:stop])
+                kappa = epoch_agreement(truth[first:stop], hypnogram.stages[first:stop], AASM)["cohen_kappa"]
+                per_night[name].append(
+                    {
+                        "night": psg.name,
+                        "cohen_kappa": kappa,
+                        "mean_confidence": hypnogram.info["mean_confidence"],
+                        "out_of_distribution": hypnogram.info["out_of_distribution"],
+                    }
+                )
             t0 = time.perf_counter()
             predicted["YASA"].append(yasa_stages(psg, first, stop - first))
             seconds["YASA"] = seconds.get("YASA", 0.0) + time.perf_counter() - t0
@@ -136,6 +146,7 @@ def _evaluate(
                 }
                 for name, p in predicted.items()
             },
+            "per_night": per_night,
         }
         line = ", ".join(f"{n} κ {results[cohort][n]['cohen_kappa']:.3f}" for n in predicted)
         print(f"{cohort}: {line}")
@@ -155,6 +166,79 @@ def _targets(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "fused_at_least_eeg_on_every_shift": all(d >= 0 for d in fused_vs_eeg.values()),
         "somna_minus_yasa_kappa": vs_yasa,
         "somna_at_least_yasa_on_every_shift": all(d >= 0 for d in vs_yasa.values()),
+    }
+
+
+def _flag_rates(results: dict[str, dict[str, Any]], model: str = FUSED) -> dict[str, Any]:
+    """How often the out-of-distribution flag fires: on shifted nights staged at kappa < 0.6 (a miss
+    when it does not), and on in-distribution nights (a false alarm when it does)."""
+    poor, flagged_poor, in_dist, flagged_in = 0, 0, 0, 0
+    fired_by_cohort = {}
+    for cohort, row in results.items():
+        nights = row["per_night"][model]
+        fired_by_cohort[cohort] = sum(bool(n["out_of_distribution"]) for n in nights) / len(nights)
+        for night in nights:
+            if cohort == "in distribution":
+                in_dist += 1
+                flagged_in += bool(night["out_of_distribution"])
+            elif night["cohen_kappa"] < 0.6:
+                poor += 1
+                flagged_poor += bool(night["out_of_distribution"])
+    return {
+        "model": model,
+        "shifted_nights_below_kappa_0.6": poor,
+        "flagged_of_those": flagged_poor,
+        "miss_rate": (poor - flagged_poor) / poor if poor else None,
+        "in_distribution_nights": in_dist,
+        "flagged_in_distribution": flagged_in,
+        "false_alarm_rate": flagged_in / in_dist if in_dist else None,
+        "share_flagged_per_cohort": fired_by_cohort,
+    }
+
+
+def _crop_invariance(run: Path, nights: list[tuple[Path, Path]]) -> dict[str, Any]:
+    """Each held-out day-long night staged whole and cropped to 20:00-08:00: the share of the crop's
+    epochs whose stage changed, over the whole crop and over its sleep period ± 30 min."""
+    from datetime import timedelta
+
+    from somna.io.recording import Recording
+
+    stager = load_stager(run)
+    channels = load_cohort_config("synthetic").channels
+    rows = []
+    for psg, hyp in nights:
+        recording = stager.recording(psg)
+        whole = stager.predict(recording)
+        evening = recording.start.replace(hour=20, minute=0, second=0)
+        if evening < recording.start:
+            evening += timedelta(days=1)
+        first = round((evening - recording.start).total_seconds() / 30)
+        n = min(12 * 120, len(whole.stages) - first)
+        signals = {
+            m: x[:, round(first * 30 * recording.sfreq[m]) :][:, : round(n * 30 * recording.sfreq[m])]
+            for m, x in recording.signals.items()
+        }
+        cropped = stager.predict(Recording(**{**recording.__dict__, "signals": signals, "start": evening}))
+        changed = cropped.stages[:n] != whole.stages[first : first + n]
+        _, sleep_first, sleep_stop = _truth(psg, hyp, channels)
+        a, b = max(0, sleep_first - first), min(n, sleep_stop - first)
+        rows.append(
+            {
+                "night": psg.name,
+                "crop_epochs": n,
+                "changed_share": float(changed.mean()),
+                "changed_share_sleep_period": float(changed[a:b].mean()) if b > a else None,
+            }
+        )
+        print(
+            f"crop {psg.name}: {changed.mean():.2%} of the crop changed, "
+            f"{changed[a:b].mean():.2%} of its night"
+        )
+    return {
+        "crop": "20:00-08:00 of each held-out day-long night, EEG+EOG+EMG model",
+        "nights": rows,
+        "max_changed_share": max(r["changed_share"] for r in rows),
+        "max_changed_share_sleep_period": max(r["changed_share_sleep_period"] or 0.0 for r in rows),
     }
 
 
@@ -184,6 +268,8 @@ def main() -> None:
     cohorts = {"in distribution": held_out, **_test_cohorts(args.work, args.test_subjects, args.hours)}
     results, seconds = _evaluate(runs, cohorts)
     targets = _targets(results)
+    flags = _flag_rates(results)
+    crop = _crop_invariance(runs[FUSED], held_out)
     columns = [*MODALITIES, "YASA"]
     table = _table(results, columns)
     ablation = _table(results, [FUSED, *(f"{FUSED}, {n}" for n in ABLATION)]) if args.ablation else None
@@ -192,6 +278,15 @@ def main() -> None:
     text = f"# Staging under shift (synthetic nights, generator {GENERATOR_VERSION})\n\n{table}\n"
     if ablation:
         text += f"\n## Ablation (EEG+EOG+EMG)\n\n{ablation}\n"
+    text += (
+        f"\n## Out-of-distribution flag ({FUSED})\n\n"
+        f"Shifted nights staged at kappa < 0.6: {flags['shifted_nights_below_kappa_0.6']}, flagged "
+        f"{flags['flagged_of_those']}; in-distribution nights: {flags['in_distribution_nights']}, "
+        f"flagged {flags['flagged_in_distribution']}.\n"
+        f"\n## Cropping to 20:00-08:00\n\nMost epochs changed on one night: {crop['max_changed_share']:.2%} "
+        f"of the crop, {crop['max_changed_share_sleep_period']:.2%} of its sleep period ± 30 min.\n"
+    )
+    print(json.dumps({k: v for k, v in flags.items() if k != "share_flagged_per_cohort"}, indent=1))
     atomic_write(args.out / "domain_shift.md", lambda tmp: tmp.write_text(text))
     write_result(
         "domain_shift",
@@ -200,6 +295,8 @@ def main() -> None:
             f"test cohorts seed 100 ({args.test_subjects} nights of {args.hours:g} h each)",
             "results": results,
             "targets": targets,
+            "out_of_distribution_flag": flags,
+            "crop_invariance": crop,
             "scoring_seconds": seconds,
             "wall_s": time.perf_counter() - t0,
         },

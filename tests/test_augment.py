@@ -63,3 +63,35 @@ def test_inactive_augmenter_returns_the_batch_itself() -> None:
     augment = Augmenter(seed=0, signal_augmentation=False, modality_dropout=0.0, samples_per_s=RATES)
     batch = _batch(2)
     assert augment(batch, 0, [(0, 0), (1, 0)]) is batch
+
+
+def test_slow_drift_reaches_eeg_and_eog_in_about_a_fifth_of_the_chunks() -> None:
+    augment = Augmenter(seed=2, signal_augmentation=True, modality_dropout=0.0, samples_per_s=RATES)
+    batch = _batch(300, seed=3)
+    out = augment(batch, 0, [(k, 0) for k in range(300)])
+
+    def slow_power(x: torch.Tensor) -> np.ndarray:  # below 0.5 Hz, per chunk, first channel
+        flat = x[:, :, 0].flatten(1).numpy()
+        spectrum = np.abs(np.fft.rfft(flat, axis=1)) ** 2
+        freqs = np.fft.rfftfreq(flat.shape[1], 1 / 100)
+        return spectrum[:, (freqs > 0.03) & (freqs < 0.5)].sum(1) / (spectrum.sum(1) + 1e-12)
+
+    for modality in ("eeg", "eog"):
+        drifted = slow_power(out[modality]) > 20 * slow_power(batch[modality])
+        assert 0.1 < drifted.mean() < 0.3, (modality, drifted.mean())
+    from somna.training.augment import _drift
+
+    drift = _drift(2, 100 * 180, 100.0, np.random.default_rng(0))  # 3 min at 100 Hz
+    moving = drift[:, np.abs(drift).sum(0) > 0]
+    assert moving.shape[1] >= 100 * 45 and 0.5 < moving.std(axis=1).max() < 6  # 1-5 SD over a part
+
+
+def test_noise_reaches_about_half_the_chunks_at_levels_an_order_of_magnitude_apart() -> None:
+    augment = Augmenter(seed=4, signal_augmentation=True, modality_dropout=0.0, samples_per_s=RATES)
+    batch = {m: torch.zeros_like(x) for m, x in _batch(400, seed=5).items()}
+    out = augment(batch, 0, [(k, 0) for k in range(400)])
+    # zeros in: what comes out is noise, bursts and drift; the median level per chunk is the noise
+    level = out["eeg"][:, :, 0].flatten(1).abs().median(dim=1).values.numpy() / 0.674
+    noisy = level > 0.01
+    assert 0.4 < noisy.mean() < 0.6
+    assert np.quantile(level[noisy], 0.9) > 8 * np.quantile(level[noisy], 0.1)

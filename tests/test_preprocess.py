@@ -167,6 +167,38 @@ def test_running_scaler_uses_the_epochs_so_far_and_ignores_a_short_flat_stretch(
     assert np.array_equal(chunked, whole)
 
 
+def test_flat_epochs_come_out_as_zeros_and_stay_out_of_the_statistics() -> None:
+    rng = np.random.default_rng(3)
+    epochs = (rng.standard_normal((2, 30, 3000)) * 40 + 3).astype(np.float32)
+    epochs[0, 0] = 5.0  # the stream starts on a loose lead
+    epochs[0, 8:20] = -4.0  # and it comes loose again for 12 epochs
+    epochs[1, 12] *= 0.01  # a quiet epoch, 1 % of the usual spread: no signal either
+    masked = RunningRobustScaler(2, mask_flat=True).scale(epochs)
+    flat = [0, *range(8, 20)]
+    assert not masked[flat, 0].any() and not masked[12, 1].any()
+    signal = [k for k in range(30) if k not in flat]
+    median, iqr = epoch_quartiles(epochs[:1, signal])
+    k = signal.index(25)  # epoch 25 is scaled by the epochs with a signal before it, the flat ones left out
+    centre, spread = np.median(median[0, : k + 1]), np.median(iqr[0, : k + 1]) / 1.349
+    assert np.allclose(masked[25, 0], np.clip((epochs[0, 25] - centre) / spread, -20, 20), atol=1e-4)
+    plain = RunningRobustScaler(2).scale(epochs)  # channel 1 is the same up to its quiet epoch
+    assert np.array_equal(plain[:12, 1], masked[:12, 1]) and not np.array_equal(plain[13:, 1], masked[13:, 1])
+    pieces = RunningRobustScaler(2, mask_flat=True)
+    chunked = np.concatenate([pieces.scale(epochs[:, i : i + 4]) for i in range(0, 30, 4)])
+    assert np.array_equal(chunked, masked)
+
+
+def test_a_loose_eeg_lead_reaches_the_model_as_zeros_but_a_quiet_emg_does_not() -> None:
+    rng = np.random.default_rng(4)
+    eeg = rng.standard_normal((1, 100 * 30 * 10)) * 30
+    eeg[0, 100 * 30 * 4 : 100 * 30 * 7] = 12.0
+    out = ModalityStream("eeg", 100.0, 1, PreprocessConfig()).run(eeg)
+    assert not out[5].any() and out[1].any() and out[8].any()
+    envelope = np.exp(rng.standard_normal((1, 300)))
+    envelope[0, 120:210] = 0.02  # atonia on a 1 Hz envelope: low, but a signal
+    assert ModalityStream("emg", 1.0, 1, PreprocessConfig()).run(envelope)[5].any()
+
+
 @pytest.mark.parametrize(
     ("modality", "sfreq"), [("eeg", 256.0), ("eeg", 100.0), ("emg", 200.0), ("emg", 1.0)]
 )
@@ -286,11 +318,21 @@ def test_likely_sleep_window_finds_the_night_in_a_day_long_recording(tmp_path: P
     overlap = min(stop, true_stop) - max(first, true_first)
     assert overlap > 0.8 * (true_stop - true_first)
     assert (stop - first) < 1.3 * (true_stop - true_first)
-    # a night-length recording is taken whole
-    short = Recording(
-        **{
-            **recording.__dict__,
-            "signals": {m: x[:, : x.shape[1] // 3] for m, x in recording.signals.items()},
+
+    def piece(first_epoch: int, hours: float) -> Recording:
+        signals = {
+            m: x[:, round(first_epoch * 30 * recording.sfreq[m]) :][
+                :, : round(hours * 3600 * recording.sfreq[m])
+            ]
+            for m, x in recording.signals.items()
         }
-    )
+        return Recording(**{**recording.__dict__, "signals": signals})
+
+    onset = true_first + 60  # the bounds hold 30 min of wake before sleep onset
+    assert abs(first + 60 - onset) <= 10  # the onset found within 5 min
+    bedtime = piece(onset - 40, 9.0)  # started 20 min before sleep onset: one stream from its start
+    assert likely_sleep_window(bedtime)[0] == 0
+    evening = piece(onset - 360, 12.0)  # 3 h of evening wake before sleep onset: the same start
+    assert likely_sleep_window(evening)[0] == first - (onset - 360)
+    short = piece(0, 2.5)  # under 3 h: taken whole
     assert likely_sleep_window(short) == (0, short.n_epochs())

@@ -336,6 +336,38 @@ def test_broad_variation_draws_montage_rate_and_artefacts_per_night_and_records_
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(paths, again, strict=True))
 
 
+def test_every_shift_lies_at_the_far_end_of_the_broad_range() -> None:
+    """A shifted cohort tests a factor's extreme, not a value the broad cohort never draws (512 Hz aside:
+    too slow to synthesise for every broad night)."""
+    from dataclasses import asdict
+
+    from somna.synth.variation import SHIFTS, Variation, sample_variation
+
+    draws = [asdict(sample_variation(np.random.default_rng(i))) for i in range(3000)]
+    textbook = asdict(Variation())
+    for name, shift in SHIFTS.items():
+        changed = {k: v for k, v in asdict(shift(Variation())).items() if v != textbook[k]}
+        for factor, value in changed.items():
+            if factor == "sfreq" and name == "rate":
+                continue
+            drawn = [d[factor] for d in draws if d[factor] is not None]
+            if isinstance(value, str):
+                assert value in drawn, (name, factor)
+                continue
+            lo, hi = min(drawn), max(drawn)
+            assert (
+                lo <= value <= hi or np.isclose(value, lo, rtol=0.05) or np.isclose(value, hi, rtol=0.05)
+            ), (
+                name,
+                factor,
+                value,
+                lo,
+                hi,
+            )
+            share = np.mean([abs(v - value) <= 0.15 * (hi - lo) for v in drawn])
+            assert share > 0.005, (name, factor)  # the broad cohort holds nights near it
+
+
 def test_textbook_nights_keep_sleep_edf_montage_and_rate(tmp_path: Path) -> None:
     recording = _night(tmp_path, "textbook")
     assert recording.sfreq == {"eeg": 100.0, "eog": 100.0, "emg": 1.0}

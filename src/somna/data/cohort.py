@@ -35,10 +35,10 @@ from somna.storage import atomic_write, sha256_file, write_json_atomic
 
 __all__ = ["Cohort", "CohortEntry", "epoch_dtype", "prepare_cohort"]
 
-_FORMAT_VERSION = 3
-"""Bumped whenever cached epochs would differ for the same config. 2: float32 FIR filtering
-(:func:`somna.preprocess.signals.fir_bandpass`) and quantiles from a sample of each channel
-(:func:`somna.preprocess.robust_scale`)."""
+_FORMAT_VERSION = 4
+"""Bumped whenever cached epochs would differ for the same config. 2: float32 FIR filtering and
+quantiles from a sample of each channel; 3: one streaming path with running normalisation; 4: flat
+EEG/EOG epochs come out as zeros (:mod:`somna.preprocess.normalise`)."""
 
 
 def epoch_dtype(config: CohortConfig) -> np.dtype:

@@ -8,10 +8,12 @@ export), then call :meth:`Stager.predict` on an EDF file, an MNE Raw, or numpy a
 
 Every model streams: offline scoring runs the very preprocessing a live stream runs (filters and running
 normalisation carried from one epoch to the next). Training nights start 30 minutes before sleep onset,
-as a recording started at bedtime does; a long recording (Sleep-EDF SC's run 20+ hours) is therefore
-staged as two streams, the second starting where the night most likely begins
-(:func:`~somna.preprocess.sleep_window.likely_sleep_window`), so that hours of daytime wake do not set
-the scale of the night's signals.
+as a recording started at bedtime does; a recording of 3 hours or more that holds more wake than that
+before its night (Sleep-EDF SC's run 20+ hours from the afternoon) is therefore staged as two streams,
+the second starting 30 minutes before the night most likely begins
+(:func:`~somna.preprocess.sleep_window.likely_sleep_window`), so that hours of evening or daytime wake
+do not set the scale of the night's signals, and a recording cropped to its night is staged as the
+whole one was.
 """
 
 from __future__ import annotations

@@ -189,9 +189,10 @@ def replay(
     ------
     EpochResult
         One per whole epoch of the recording (the last ones when the recording ends); a trailing
-        partial epoch is dropped, as offline. The stages equal offline scoring's for recordings up to
-        14 h; a longer one is scored offline as two streams (see :mod:`somna.inference.stager`) but
-        replayed as one.
+        partial epoch is dropped, as offline. The stages equal offline scoring's for recordings that
+        start within 30 minutes of sleep onset (or are shorter than 3 h); one with more wake before its
+        night is scored offline as two streams (see :mod:`somna.inference.stager`) but replayed as
+        one, as a live session would run.
 
     Raises
     ------

@@ -6,6 +6,10 @@ on the median of the epoch medians of epochs ``0 … k`` and divided by the medi
 clipped. This runs live (each epoch needs only the epochs before it), gives the same numbers whether a
 recording is pushed whole or in pieces, and is robust where a pooled IQR is not: a flat stretch from a
 loose lead or an hour of artefact moves a median over epochs only once it covers half of them.
+
+With ``mask_flat``, an epoch that is flat on a channel (its IQR under 2 % of the running median IQR, or
+zero) is a missing channel, not a signal: it comes out as zeros, which is what training's modality
+dropout shows the model for a missing channel, and it does not enter the statistics.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ __all__ = ["RunningRobustScaler", "epoch_quartiles"]
 _IQR_OF_UNIT_NORMAL = 1.349
 _MIN_SCALE = 1e-6  # a floor, not an error: a stream may start on a flat stretch; its epochs clip
 _STATS_SAMPLES = 500
+_FLAT_SHARE = 0.02  # an epoch this much quieter than the recording so far has no signal
 
 
 def epoch_quartiles(epochs: np.ndarray, max_samples: int = _STATS_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
@@ -51,10 +56,12 @@ class RunningRobustScaler:
         Channels.
     clip : float | None
         Clip level in robust standard deviations; ``None`` leaves the output unclipped.
+    mask_flat : bool
+        Flat epochs of a channel come out as zeros and stay out of the statistics.
     """
 
-    def __init__(self, n_chans: int, clip: float | None = 20.0):
-        self.n_chans, self.clip = n_chans, clip
+    def __init__(self, n_chans: int, clip: float | None = 20.0, mask_flat: bool = False):
+        self.n_chans, self.clip, self.mask_flat = n_chans, clip, mask_flat
         self._medians: list[list[float]] = [[] for _ in range(n_chans)]  # kept sorted
         self._iqrs: list[list[float]] = [[] for _ in range(n_chans)]
         self.n_epochs = 0
@@ -81,12 +88,18 @@ class RunningRobustScaler:
         """
         epochs = np.asarray(epochs, dtype=np.float32)
         n_new = epochs.shape[1]
-        centre = np.empty((self.n_chans, n_new))
-        spread = np.empty((self.n_chans, n_new))
+        centre = np.zeros((self.n_chans, n_new))
+        spread = np.ones((self.n_chans, n_new))
+        missing = np.zeros((self.n_chans, n_new), dtype=bool)
         median, iqr = epoch_quartiles(epochs)
         for c in range(self.n_chans):
             medians, iqrs = self._medians[c], self._iqrs[c]
             for k in range(n_new):
+                if self.mask_flat and (
+                    iqr[c, k] <= 0 or (iqrs and iqr[c, k] < _FLAT_SHARE * self._middle(iqrs))
+                ):
+                    missing[c, k] = True
+                    continue
                 bisect.insort(medians, float(median[c, k]))
                 bisect.insort(iqrs, float(iqr[c, k]))
                 centre[c, k] = self._middle(medians)
@@ -101,4 +114,6 @@ class RunningRobustScaler:
         out *= (1.0 / scale.T[:, :, None]).astype(np.float32)
         if self.clip is not None:
             np.clip(out, -self.clip, self.clip, out=out)
+        if missing.any():
+            out[missing.T] = 0.0
         return out

@@ -11,7 +11,8 @@ offline preprocessing does):
    reduced to its RMS per output sample (the 1 Hz envelope Sleep-EDF SC stores); a stored envelope is
    resampled to ``emg_sfreq``; either ends as ``log(envelope + 1e-3)``, which makes changes of tone
    (REM atonia) additive;
-3. epochs of ``epoch_s``, normalised by :class:`~somna.preprocess.normalise.RunningRobustScaler`.
+3. epochs of ``epoch_s``, normalised by :class:`~somna.preprocess.normalise.RunningRobustScaler`;
+   a flat EEG or EOG epoch (a loose lead) comes out as zeros, as a missing channel does in training.
 
 Live, an epoch is ready once the band-pass has its look-ahead past the epoch's end (5.5 s for EEG at
 the 0.3 Hz edge); :meth:`Preprocessor.flush` ends a finite stream (the last look-ahead comes from the
@@ -78,7 +79,7 @@ class ModalityStream:
             self.resampler = StatefulResampler(sfreq, out_sfreq, n_chans)
             self.filter = LinearPhaseFilter(firwin_bandpass(out_sfreq, band[0], h_freq), n_chans)
         self.per_epoch = round(config.epoch_s * out_sfreq)
-        self.scaler = RunningRobustScaler(n_chans, config.clip)
+        self.scaler = RunningRobustScaler(n_chans, config.clip, mask_flat=modality != "emg")
         self._pending = np.empty((n_chans, 0), dtype=np.float32)
 
     def _envelope(self, filtered: np.ndarray) -> np.ndarray:

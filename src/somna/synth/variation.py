@@ -9,22 +9,24 @@ alone (``somna synth --shift NAME``; ``"all"`` pushes every factor at once).
 The factors (what the sleep literature and clinical PSG show):
 
 * ``eog-frontal``: the EOG electrodes pick up frontal EEG, so N3 slow waves and N2 K-complexes show in
-  the EOG channel, often at high amplitude (share of frontal EEG in the EOG: 0.15-0.9; shift 1.3).
-* ``emg-low``: chin-EMG tone differs between people and nights by large factors (×0.25-4; shift ×0.15,
-  which also brings wake tone near the noise floor).
-* ``nrem-tone``: NREM tone can be close to relaxed wake (NREM tone 0.3-0.8 of wake tone; shift 0.95).
-* ``rem-twitches``: REM atonia is broken by phasic twitches (×0.5-4 the textbook rate; shift ×8).
+  the EOG channel, often at high amplitude (share of frontal EEG in the EOG: 0.15-1.3; shift 1.3).
+* ``emg-low``: chin-EMG tone differs between people and nights by large factors (×0.15-4, log-uniform;
+  shift ×0.15, which also brings wake tone near the noise floor).
+* ``nrem-tone``: NREM tone can be close to relaxed wake (NREM tone 0.3-0.95 of wake tone; shift 0.95).
+* ``rem-twitches``: REM atonia is broken by phasic twitches (×0.5-8 the textbook rate, log-uniform;
+  shift ×8).
 * ``old-age``: EEG amplitude falls with age and older sleepers' slow waves can miss the 75 µV criterion
-  (EEG gain ×0.5-2, slow waves ×0.45-1.3; shift: gain 0.6, slow waves 0.35).
-* ``noise``: electrode impedance and amplifier noise (0.5-6 µV RMS; shift 14 µV) and electrode pops
-  (0-18 per hour; shift 4 per minute).
-* ``ecg``: the ECG in EEG and EMG (in 40 % of nights, 2-12 µV on the EEG; shift 25 µV, 120 µV on the EMG).
-* ``sweat``: slow sweat drifts (in 25 % of nights, 20-100 µV over 10-30 % of the night; shift 200 µV
+  (EEG gain ×0.5-2, log-uniform; slow waves ×0.35-1.3; shift: gain 0.6, slow waves 0.35).
+* ``noise``: electrode impedance and amplifier noise (0.5-14 µV RMS, log-uniform; shift 14 µV) and
+  electrode pops (0.01-4 per minute, log-uniform; shift 4 per minute).
+* ``ecg``: the ECG in EEG and EMG (in 40 % of nights, 2-25 µV on the EEG, 5 times that on the EMG;
+  shift 25 µV).
+* ``sweat``: slow sweat drifts (in 30 % of nights, 20-200 µV over 10-50 % of the night; shift 200 µV
   over half of it).
-* ``movement``: movement and arousal bursts (×0.5-3 the textbook rate; shift ×6).
-* ``mains``: 50/60 Hz line noise (in 30 % of nights, 2-20 µV; shift 40 µV at 50 Hz, recorded at 256 Hz).
-* ``clipping``: clipping at the amplifier's range (in 20 % of nights at ±90-200 µV; shift ±60 µV).
-* ``flat-lead``: a loose lead leaves one EEG channel flat (in 15 % of nights for 0.2-1.5 h; shift 4 h).
+* ``movement``: movement and arousal bursts (×0.5-6 the textbook rate; shift ×6).
+* ``mains``: 50/60 Hz line noise (in 30 % of nights, 2-40 µV; shift 40 µV at 50 Hz, recorded at 256 Hz).
+* ``clipping``: clipping at the amplifier's range (in 20 % of nights at ±60-200 µV; shift ±60 µV).
+* ``flat-lead``: a loose lead leaves one EEG channel flat (in 20 % of nights for 0.2-4 h; shift 4 h).
 * ``montage``: the AASM montage (F4-M1, C4-M1, O2-M1; E1-M2, E2-M2; Chin1-Chin2) instead of Sleep-EDF's
   (in 40 % of nights; shift: always).
 * ``rate``: sampling rates of 128, 200 and 256 Hz besides 100 Hz (in 45 % of nights; shift 512 Hz, which
@@ -123,23 +125,23 @@ def sample_variation(rng: np.random.Generator) -> Variation:
     """
     u = rng.random(8)  # which of the occasional artefacts this night has
     return Variation(
-        eog_eeg_leak=float(rng.uniform(0.15, 0.9)),
-        emg_tone=float(np.clip(rng.lognormal(0.0, 0.6), 0.25, 4.0)),
-        nrem_tone=float(rng.uniform(0.3, 0.8)),
-        rem_twitches=float(rng.uniform(0.5, 4.0)),
-        eeg_gain=float(np.clip(rng.lognormal(0.0, 0.3), 0.5, 2.0)),
-        slow_wave_gain=float(rng.uniform(0.45, 1.3)),
-        noise_uv=float(rng.uniform(0.5, 6.0)),
-        pops_per_min=float(rng.uniform(0.0, 0.3)),
-        ecg_uv=float(rng.uniform(2.0, 12.0)) if u[0] < 0.4 else 0.0,
+        eog_eeg_leak=float(rng.uniform(0.15, 1.3)),
+        emg_tone=float(np.exp(rng.uniform(np.log(0.15), np.log(4.0)))),
+        nrem_tone=float(rng.uniform(0.3, 0.95)),
+        rem_twitches=float(np.exp(rng.uniform(np.log(0.5), np.log(8.0)))),
+        eeg_gain=float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))),
+        slow_wave_gain=float(rng.uniform(0.35, 1.3)),
+        noise_uv=float(np.exp(rng.uniform(np.log(0.5), np.log(14.0)))),
+        pops_per_min=float(np.exp(rng.uniform(np.log(0.01), np.log(4.0)))),
+        ecg_uv=float(rng.uniform(2.0, 25.0)) if u[0] < 0.4 else 0.0,
         heart_rate_bpm=float(rng.uniform(50.0, 90.0)),
-        sweat_uv=float(rng.uniform(20.0, 100.0)) if u[1] < 0.25 else 0.0,
-        sweat_fraction=float(rng.uniform(0.1, 0.3)),
-        movement=float(rng.uniform(0.5, 3.0)),
-        mains_uv=float(rng.uniform(2.0, 20.0)) if u[2] < 0.3 else 0.0,
+        sweat_uv=float(rng.uniform(20.0, 200.0)) if u[1] < 0.3 else 0.0,
+        sweat_fraction=float(rng.uniform(0.1, 0.5)),
+        movement=float(rng.uniform(0.5, 6.0)),
+        mains_uv=float(rng.uniform(2.0, 40.0)) if u[2] < 0.3 else 0.0,
         mains_hz=50.0 if u[3] < 0.5 else 60.0,
-        clip_uv=float(rng.uniform(90.0, 200.0)) if u[4] < 0.2 else None,
-        flat_hours=float(rng.uniform(0.2, 1.5)) if u[5] < 0.15 else 0.0,
+        clip_uv=float(rng.uniform(60.0, 200.0)) if u[4] < 0.2 else None,
+        flat_hours=float(rng.uniform(0.2, 4.0)) if u[5] < 0.2 else 0.0,
         montage="aasm" if u[6] < 0.4 else "sleep-edf",
         sfreq=int(rng.choice([100, 128, 200, 256], p=[0.55, 0.15, 0.15, 0.15])),
     )
