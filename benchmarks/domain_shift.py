@@ -4,7 +4,7 @@
    night drawn from its broad range (``somna.synth.variation``), prepared with the packaged ``synthetic``
    cohort config. Three models are trained on its subject-wise holdout split with the ``demo`` experiment:
    EEG, EEG+EOG and EEG+EOG+EMG. ``--ablation`` also trains the EEG+EOG+EMG model without training
-   augmentation, without modality dropout, and without either.
+   augmentation, with modality dropout (0.2, off by default), and with dropout but no augmentation.
 2. Test cohorts: the training cohort's held-out nights (in distribution); textbook nights (every factor
    at its textbook value); one cohort per named shift (``somna synth --shift NAME``: that factor at the far
    end of its range, the others textbook); and one with every shift at once. Shifted cohorts are new
@@ -51,21 +51,25 @@ from somna.synth.variation import SHIFTS
 from somna.training.experiment import run_experiment
 
 MODALITIES = {"EEG": ("eeg",), "EEG+EOG": ("eeg", "eog"), "EEG+EOG+EMG": ("eeg", "eog", "emg")}
-ABLATION = {
+ABLATION = {  # against the default training (augmentation on, no modality dropout)
     "no augmentation": {"augment": False},
-    "no modality dropout": {"modality_dropout": 0.0},
-    "neither": {"augment": False, "modality_dropout": 0.0},
+    "modality dropout 0.2": {"modality_dropout": 0.2},
+    "no augmentation, modality dropout 0.2": {"augment": False, "modality_dropout": 0.2},
 }
 FUSED = "EEG+EOG+EMG"
 
 
-def _train(work: Path, n_subjects: int, ablation: bool) -> tuple[dict[str, Path], list[tuple[Path, Path]]]:
+def _train(
+    work: Path, n_subjects: int, ablation: bool, seed: int
+) -> tuple[dict[str, Path], list[tuple[Path, Path]]]:
     edf = work / "train" / "edf"
     if not any(edf.glob("*-PSG.edf")):
         write_synthetic_cohort(edf, n_subjects=n_subjects, seed=0, nights=2, progress=True)
     cohort = prepare_cohort(edf, work / "train" / "cache", config=load_cohort_config("synthetic"), workers=2)
     demo = load_experiment("demo")
-    base = replace(demo, data=replace(demo.data, cache=str(cohort.root)))
+    base = replace(
+        demo, data=replace(demo.data, cache=str(cohort.root)), training=replace(demo.training, seed=seed)
+    )
     runs = {}
     for name, modalities in MODALITIES.items():
         print(f"=== training {name}")
@@ -260,11 +264,12 @@ def main() -> None:
     parser.add_argument("--test-subjects", type=int, default=3, help="nights per shifted test cohort")
     parser.add_argument("--hours", type=float, default=9.0, help="length of the shifted test nights")
     parser.add_argument("--ablation", action="store_true", help="also train the ablation variants")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (the split stays the demo's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    runs, held_out = _train(args.work, args.subjects, args.ablation)
+    runs, held_out = _train(args.work, args.subjects, args.ablation, args.seed)
     cohorts = {"in distribution": held_out, **_test_cohorts(args.work, args.test_subjects, args.hours)}
     results, seconds = _evaluate(runs, cohorts)
     targets = _targets(results)
@@ -292,7 +297,8 @@ def main() -> None:
         "domain_shift",
         {
             "data": f"synthetic nights from somna.synth {GENERATOR_VERSION}: training cohort seed 0 (broad), "
-            f"test cohorts seed 100 ({args.test_subjects} nights of {args.hours:g} h each)",
+            f"test cohorts seed 100 ({args.test_subjects} nights of {args.hours:g} h each); training seed "
+            f"{args.seed}",
             "results": results,
             "targets": targets,
             "out_of_distribution_flag": flags,

@@ -1,8 +1,12 @@
 """Realism benchmark of the synthetic cohort: does YASA's pretrained stager recognise its stages?
 
-Synthesises 5 SC nights (seed 2024, a different seed from the tests), reads each hypnogram with
+Synthesises 5 SC nights (seed 2024, a different seed from the tests) twice: textbook (every factor of
+``somna.synth.variation`` at its textbook value: the physiology alone, which the target applies to) and
+broad (each factor drawn from its broad range, as the demo cohort is: montages, rates, artefacts);
+reads each hypnogram with
 ``somna.io.read_hypnogram`` placed on its PSG's epochs, crops to the sleep period ± 30 min, runs
-``yasa.SleepStaging`` through ``benchmarks/_common.yasa_stages`` (EEG Fpz-Cz + EOG horizontal; the
+``yasa.SleepStaging`` through ``benchmarks/_common.yasa_stages`` (EEG Fpz-Cz or C4-M1 + EOG horizontal
+or E1-M2; the
 chin EMG is left out because Sleep-EDF SC stores it as a 1-Hz envelope, not the raw EMG YASA's EMG
 features expect) and compares its stages with the generator's hypnogram in AASM.
 
@@ -62,51 +66,68 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     work_ctx = tempfile.TemporaryDirectory() if args.work is None else None
     work = Path(work_ctx.name) if work_ctx else args.work
-    t0 = time.perf_counter()
-    # One night per subject: five subjects, so the numbers span five physiology profiles.
-    paths = write_synthetic_cohort(work, n_subjects=N_NIGHTS, layout="sc", seed=SEED, nights=1, progress=True)
-    t_gen = (time.perf_counter() - t0) / N_NIGHTS
-
-    y_true_all, y_pred_all, per_night = [], [], []
-    example = None
-    for psg, hyp_path in zip(paths[0::2], paths[1::2], strict=True):
-        recording = read_psg(psg, load_cohort_config("synthetic").channels, modalities=("eeg", "eog"))
-        hypnogram = align_hypnogram(read_hypnogram(hyp_path), recording)  # R&K, one stage per PSG epoch
-        first, stop = sleep_period_bounds(hypnogram, wake_margin_min=30)
-        truth = hypnogram.to(AASM).stages[first:stop]
-        pred = yasa_stages(psg, first, stop - first)
-        keep = truth != UNSCORED
-        y_true_all.append(truth[keep])
-        y_pred_all.append(pred[keep])
-        per_night.append(
-            {
-                "psg": psg.name,
-                "montage_and_rate": f"{recording.channel_names['eeg'][0]}, {recording.sfreq['eeg']:g} Hz",
-                "epochs": int(keep.sum()),
-                "accuracy": float(accuracy_score(truth[keep], pred[keep])),
-                "kappa": float(cohen_kappa_score(truth[keep], pred[keep])),
-            }
-        )
-        print(f"{psg.name}: acc={per_night[-1]['accuracy']:.3f} kappa={per_night[-1]['kappa']:.3f}")
-        if example is None:
-            # EEG Fpz-Cz, EEG Pz-Oz and EOG horizontal of the cropped span, for the figures.
-            rate = recording.sfreq["eeg"]
-            span = slice(round(first * 30 * rate), round(stop * 30 * rate))
-            data = np.vstack([recording.signals["eeg"][:, span], recording.signals["eog"][:1, span]])
-            example = (data, truth, rate)
-            names = recording.channel_names["eeg"]
-
-    y_true, y_pred = np.concatenate(y_true_all), np.concatenate(y_pred_all)
+    channels = load_cohort_config("synthetic").channels
     labels = list(range(AASM.n_classes))
-    recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    accuracy = float(accuracy_score(y_true, y_pred))
-    kappa = float(cohen_kappa_score(y_true, y_pred))
     chance = 1.0 / AASM.n_classes
-    recognised = {AASM.labels[c]: bool(recall[c] > 2 * chance) for c in labels}
+    by_variation, example, t_gen = {}, None, 0.0
+    for variation in ("textbook", "broad"):
+        t0 = time.perf_counter()
+        # One night per subject: five subjects, so the numbers span five physiology profiles.
+        paths = write_synthetic_cohort(
+            work / variation, n_subjects=N_NIGHTS, layout="sc", seed=SEED, nights=1, variation=variation
+        )
+        t_gen = (time.perf_counter() - t0) / N_NIGHTS
+        y_true_all, y_pred_all, per_night = [], [], []
+        for psg, hyp_path in zip(paths[0::2], paths[1::2], strict=True):
+            recording = read_psg(psg, channels, modalities=("eeg", "eog"))
+            hypnogram = align_hypnogram(read_hypnogram(hyp_path), recording)  # R&K, one stage per epoch
+            first, stop = sleep_period_bounds(hypnogram, wake_margin_min=30)
+            truth = hypnogram.to(AASM).stages[first:stop]
+            pred = yasa_stages(psg, first, stop - first)
+            keep = truth != UNSCORED
+            y_true_all.append(truth[keep])
+            y_pred_all.append(pred[keep])
+            per_night.append(
+                {
+                    "psg": psg.name,
+                    "montage_and_rate": f"{recording.channel_names['eeg'][0]}, {recording.sfreq['eeg']:g} Hz",
+                    "epochs": int(keep.sum()),
+                    "accuracy": float(accuracy_score(truth[keep], pred[keep])),
+                    "kappa": float(cohen_kappa_score(truth[keep], pred[keep])),
+                }
+            )
+            print(
+                f"{variation} {psg.name}: "
+                f"acc={per_night[-1]['accuracy']:.3f} kappa={per_night[-1]['kappa']:.3f}"
+            )
+            if example is None:
+                # EEG and EOG of the first textbook night's cropped span, for the figures.
+                rate = recording.sfreq["eeg"]
+                span = slice(round(first * 30 * rate), round(stop * 30 * rate))
+                data = np.vstack([recording.signals["eeg"][:, span], recording.signals["eog"][:1, span]])
+                example = (data, truth, rate)
+                names = recording.channel_names["eeg"]
+        y_true, y_pred = np.concatenate(y_true_all), np.concatenate(y_pred_all)
+        recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+        f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+        by_variation[variation] = {
+            "epochs": int(y_true.size),
+            "accuracy": float(accuracy_score(y_true, y_pred)),
+            "kappa": float(cohen_kappa_score(y_true, y_pred)),
+            "macro_f1": float(np.mean(f1)),
+            "recall": {AASM.labels[c]: float(recall[c]) for c in labels},
+            "f1": {AASM.labels[c]: float(f1[c]) for c in labels},
+            "confusion_matrix": {
+                "labels": list(AASM.labels),
+                "rows_true_cols_pred": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+            },
+            "per_night": per_night,
+        }
+    textbook = by_variation["textbook"]
+    recognised = {AASM.labels[c]: textbook["recall"][AASM.labels[c]] > 2 * chance for c in labels}
     met = (
-        accuracy >= TARGET["accuracy"]
-        and kappa >= TARGET["kappa"]
+        textbook["accuracy"] >= TARGET["accuracy"]
+        and textbook["kappa"] >= TARGET["kappa"]
         and all(recognised[s] for s in ("W", "N2", "N3", "REM"))
     )
     result = {
@@ -117,24 +138,24 @@ def main(argv: list[str] | None = None) -> int:
         "nights": N_NIGHTS,
         "stage_source": "sleep-edf-hypnograms" if load_reference_hypnograms() else "markov",
         "crop": "sleep period ± 30 min (somna.hypnogram.sleep_period_bounds)",
-        "stager": f"yasa {yasa.__version__} SleepStaging, eeg_name='EEG Fpz-Cz', eog_name='EOG horizontal'",
-        "epochs": int(y_true.size),
-        "accuracy": accuracy,
-        "kappa": kappa,
-        "macro_f1": float(np.mean(f1)),
-        "recall": {AASM.labels[c]: float(recall[c]) for c in labels},
-        "f1": {AASM.labels[c]: float(f1[c]) for c in labels},
-        "confusion_matrix": {
-            "labels": list(AASM.labels),
-            "rows_true_cols_pred": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        },
-        "per_night": per_night,
+        "stager": "yasa "
+        f"{yasa.__version__} SleepStaging: EEG Fpz-Cz or C4-M1, EOG horizontal or E1-M2 (no EMG)",
+        "target_applies_to": "textbook nights (the physiology; broad nights add recording artefacts and "
+        "montages by design, and are reported beside them)",
+        "textbook": textbook,
+        "broad": by_variation["broad"],
         "target": {**TARGET, "recall_above": 2 * chance, "stages_recognised": ["W", "N2", "N3", "REM"]},
         "target_met": bool(met),
         "generation_s_per_night_incl_edf_write": round(t_gen, 2),
     }
     write_json_atomic(args.out / "synthetic_realism.json", result)
-    print(json.dumps({k: result[k] for k in ("accuracy", "kappa", "recall", "target_met")}, indent=1))
+    print(
+        json.dumps(
+            {v: {k: by_variation[v][k] for k in ("accuracy", "kappa", "recall")} for v in by_variation},
+            indent=1,
+        )
+    )
+    print("target met (textbook):", met)
 
     data, truth, sfreq = example
     spectra = stage_spectra(dict(zip(names, data[:2], strict=True)), truth, AASM, sfreq)
