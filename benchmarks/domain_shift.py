@@ -19,7 +19,8 @@ EEG+EOG+EMG ≥ EEG only; on every shifted cohort somna's kappa ≥ YASA's.
 Every number here is on synthetic nights (somna's generator, version in the JSON).
 
 Run: ``.venv/bin/python benchmarks/domain_shift.py [--ablation]``
-Writes ``benchmarks/results/domain_shift.json`` and ``domain_shift.md``.
+Writes ``benchmarks/results/domain_shift.json`` and ``domain_shift.md`` (``domain_shift_seedN.*`` for a
+training seed N other than 0).
 """
 
 from __future__ import annotations
@@ -292,10 +293,12 @@ def main() -> None:
         f"of the crop, {crop['max_changed_share_sleep_period']:.2%} of its sleep period ± 30 min.\n"
     )
     print(json.dumps({k: v for k, v in flags.items() if k != "share_flagged_per_cohort"}, indent=1))
-    atomic_write(args.out / "domain_shift.md", lambda tmp: tmp.write_text(text))
+    name = "domain_shift" if args.seed == 0 else f"domain_shift_seed{args.seed}"
+    atomic_write(args.out / f"{name}.md", lambda tmp: tmp.write_text(text))
     write_result(
-        "domain_shift",
+        name,
         {
+            "command": " ".join([".venv/bin/python benchmarks/domain_shift.py", *sys.argv[1:]]),
             "data": f"synthetic nights from somna.synth {GENERATOR_VERSION}: training cohort seed 0 (broad), "
             f"test cohorts seed 100 ({args.test_subjects} nights of {args.hours:g} h each); training seed "
             f"{args.seed}",
