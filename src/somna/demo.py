@@ -39,13 +39,15 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
         Pooled agreement on the test subjects (synthetic nights).
     """
     from somna.data import Cohort, prepare_cohort
-    from somna.evaluation.sleep_metrics import format_metrics_table
+    from somna.evaluation.sleep_metrics import METRIC_LABELS, format_metrics_table
     from somna.inference import load_stager
-    from somna.inference.scoring import score_psg, write_scored_night
+    from somna.inference.scoring import ScoreOptions, score_psg, write_scored_night
+    from somna.io.lights import read_lights_table
     from somna.report.figures import save_figure
     from somna.report.spectra import cohort_stage_spectra, plot_stage_spectra
     from somna.stages import HIERARCHICAL
     from somna.synth import write_synthetic_cohort
+    from somna.synth.cohort import LIGHTS_TABLE
     from somna.training.experiment import run_experiment
 
     out = Path(out)
@@ -83,9 +85,21 @@ def run_demo(out: Path, n_subjects: int = 8, seed: int = 0, workers: int = 2) ->
     print(
         f"[6/6] scoring held-out night {Path(entry.psg).name} with the 5-class model, against its hypnogram"
     )
-    scored = score_psg(entry.psg, load_stager(out / "model"), reference=entry.hypnogram)
+    table = edf_dir / LIGHTS_TABLE  # the synthetic nights' lights off and on, as Sleep-EDF's subject table
+    options = ScoreOptions(table=read_lights_table(table), table_name=table.name) if table.is_file() else None
+    scored = score_psg(entry.psg, load_stager(out / "model"), reference=entry.hypnogram, options=options)
     paths = write_scored_night(scored, out / "score" / entry.record)
     print(format_metrics_table(scored.metrics))
+    if scored.agreement is not None and scored.reference_metrics is not None:
+        a = scored.agreement
+        print(
+            f"agreement with the scored hypnogram: accuracy {a['accuracy']:.3f}, kappa {a['cohen_kappa']:.3f}"
+        )
+        print("scored vs estimated, same time in bed:")
+        for key in ("tst_min", "sleep_latency_min", "rem_latency_min", "waso_min", "sleep_efficiency_pct"):
+            ref, est = scored.reference_metrics[key], scored.metrics[key]
+            text = "–" if ref is None or est is None else f"{ref:.1f} vs {est:.1f}"
+            print(f"  {METRIC_LABELS[key]:<44} {text}")
     print(f"night report: {paths['report']}")
     print(f"done in {time.perf_counter() - t0:.0f} s; models and reports in {out}")
     print("All numbers above come from synthetic nights (somna's own generator), not real recordings.")

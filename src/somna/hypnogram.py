@@ -185,10 +185,25 @@ class Hypnogram:
 
     def sleep_metrics(self, **options: Any) -> dict[str, Any]:
         """Sleep metrics of this night (:func:`somna.evaluation.sleep_metrics.sleep_metrics`, whose
-        docstring defines each one); ``options`` are passed on (e.g. ``lights_off_s=...``)."""
+        docstring defines each one); ``options`` are passed on (e.g. ``lights_off_s=...``,
+        ``rem_min_epochs=2``). A staged hypnogram's metrics also say where its time in bed came from
+        (``"time_in_bed"``), unless ``options`` set lights of their own."""
         from somna.evaluation.sleep_metrics import sleep_metrics
 
-        return sleep_metrics(self, **options)
+        metrics = sleep_metrics(self, **options)
+        tib = self.info.get("time_in_bed")
+        own_lights = options.get("lights_off_s") is not None or options.get("lights_on_s") is not None
+        if (
+            tib
+            and not own_lights
+            and (tib["lights_off_s"], tib["lights_on_s"])
+            == (
+                self.lights_off_s,
+                self.lights_on_s,
+            )
+        ):
+            metrics["time_in_bed"] = tib
+        return metrics
 
     def evaluate(self, reference: Hypnogram) -> dict[str, Any]:
         """Epoch-by-epoch agreement of this hypnogram with a reference scoring of the same recording.
@@ -284,14 +299,18 @@ class Hypnogram:
 
         return atomic_write(path, write)
 
-    def to_edf(self, path: str | Path) -> Path:
-        """Write an EDF+ annotation file (one annotation per run of a stage, Sleep-EDF/HMC strings) that
-        EDF viewers and :func:`mne.read_annotations` open. AASM and R&K hypnograms only."""
+    def to_edf(self, path: str | Path, vocabulary: str | None = None) -> Path:
+        """Write an EDF+ annotation file (one annotation per run of a stage) that EDF viewers and
+        :func:`mne.read_annotations` open. AASM and R&K hypnograms only.
+
+        ``vocabulary``: ``None`` (default) writes AASM stages as HMC and NSRR exports do (``Sleep stage
+        N1``) and R&K stages as Sleep-EDF does (``Sleep stage 1`` … ``4``); ``"aasm"`` or ``"sleep-edf"``
+        chooses one (:func:`somna.io.edf_write.hypnogram_annotation_text`)."""
         from somna.io.edf_write import write_hypnogram_edf
 
         if self.label_set not in (AASM, RK):
             raise ValueError(f"EDF+ has no standard stage strings for {self.label_set.name} stages")
-        return write_hypnogram_edf(path, self, self.start or datetime(1985, 1, 1))
+        return write_hypnogram_edf(path, self, self.start or datetime(1985, 1, 1), vocabulary)
 
     def to_mne_annotations(self) -> Any:
         """The stages as :class:`mne.Annotations` (``Sleep stage W`` … ``Sleep stage R``), one per epoch,

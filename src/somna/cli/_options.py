@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
+from typing import Any
 
-__all__ = ["add_backend_argument", "add_channel_arguments", "positive_float", "positive_int"]
+__all__ = [
+    "add_backend_argument",
+    "add_channel_arguments",
+    "add_lights_arguments",
+    "positive_float",
+    "positive_int",
+    "score_options",
+]
 
 # The choices of somna.inference.BACKENDS, written out: importing it here would load the inference code
 # for `somna --help` (a test keeps the two equal).
@@ -56,4 +65,47 @@ def add_channel_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eog", default=None, help="EOG channel name(s) (default: the model's, 'EOG horizontal')")
     p.add_argument(
         "--emg", default=None, help="chin EMG channel name (default: the model's, 'EMG submental')"
+    )
+
+
+def add_lights_arguments(p: argparse.ArgumentParser, table: bool = True) -> None:
+    """``--lights-off/--lights-on`` (and ``--lights`` TABLE) and ``--rem-min-epochs``: how a night's
+    time in bed and REM latency are taken (:mod:`somna.io.lights`, :mod:`somna.evaluation.sleep_metrics`)."""
+    when = "clock time (22:30, 22:30:15; after midnight understood) or seconds from the recording's start"
+    p.add_argument("--lights-off", default=None, help=f"lights off: {when}")
+    p.add_argument("--lights-on", default=None, help=f"lights on: {when}")
+    if table:
+        p.add_argument(
+            "--lights",
+            type=Path,
+            default=None,
+            metavar="TABLE",
+            help="lights table, CSV with columns record,lights_off,lights_on (record: the PSG's file name, "
+            "its name without -PSG.edf, or its Sleep-EDF night such as SC4001); `somna download` and "
+            "`somna synth` write one. Without lights from an option, the table or the file's annotations, "
+            "time in bed is estimated from the night's likely sleep window (and said so)",
+        )
+    p.add_argument(
+        "--rem-min-epochs",
+        type=positive_int,
+        default=1,
+        help="REM latency ends at the first REM episode of at least this many epochs (1: the AASM's "
+        "first REM epoch; 2 or more passes over isolated REM epochs)",
+    )
+
+
+def score_options(args: argparse.Namespace) -> Any:
+    """The :class:`~somna.inference.scoring.ScoreOptions` of parsed :func:`add_lights_arguments` (and
+    ``--edf-stages`` where the command has it)."""
+    from somna.inference.scoring import ScoreOptions
+    from somna.io.lights import read_lights_table
+
+    table = getattr(args, "lights", None)
+    return ScoreOptions(
+        lights_off=args.lights_off,
+        lights_on=args.lights_on,
+        table=None if table is None else read_lights_table(table),
+        table_name=table.name if table is not None else "lights table",
+        rem_min_epochs=args.rem_min_epochs,
+        edf_vocabulary=getattr(args, "edf_stages", None),
     )

@@ -5,28 +5,49 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from somna.cli._options import add_lights_arguments, score_options
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "metrics",
         help="print the sleep metrics of a hypnogram file",
         description="Read a hypnogram (EDF+ annotations, CSV/TSV stage table or Dreem JSON) and print its "
-        "sleep metrics (TIB, TST, SPT, WASO, SE, latencies, time and percent per stage, awakenings).",
+        "sleep metrics (TIB, TST, SPT, WASO, SE, latencies, time and percent per stage, awakenings). Time in "
+        "bed comes from --lights-off/--lights-on, a --lights table, the file's Lights off/on annotations, "
+        "or else is estimated as the scored sleep period ± 30 min; the output says which.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("hypnogram", type=Path, help="hypnogram file")
-    p.add_argument("--lights-off", type=float, default=None, help="lights off, seconds from the first epoch")
-    p.add_argument("--lights-on", type=float, default=None, help="lights on, seconds from the first epoch")
+    add_lights_arguments(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
     import json
+    from dataclasses import replace
 
     from somna.evaluation.sleep_metrics import format_metrics_table, sleep_metrics
     from somna.io.hypnogram_files import read_hypnogram
+    from somna.io.lights import resolve_time_in_bed, scored_window_s, table_lights
 
+    options = score_options(args)
     hypnogram = read_hypnogram(args.hypnogram)
-    metrics = sleep_metrics(hypnogram, lights_off_s=args.lights_off, lights_on_s=args.lights_on)
+    row = None if options.table is None else table_lights(options.table, args.hypnogram)
+    tib = resolve_time_in_bed(
+        hypnogram.duration_s,
+        hypnogram.start,
+        scored_window_s(hypnogram),
+        options=(options.lights_off, options.lights_on),
+        table=None if row is None else (row, options.table_name),
+        annotations=[
+            ((hypnogram.lights_off_s, hypnogram.lights_on_s), f"the annotations of {args.hypnogram.name}")
+        ],
+    )
+    hypnogram = replace(hypnogram, lights_off_s=tib.lights_off_s, lights_on_s=tib.lights_on_s)
+    metrics = {
+        **sleep_metrics(hypnogram, rem_min_epochs=options.rem_min_epochs),
+        "time_in_bed": tib.to_dict(),
+    }
     print(json.dumps(metrics, indent=2) if args.json else format_metrics_table(metrics))

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from somna.cli._options import add_backend_argument, add_channel_arguments, positive_int
+from somna.cli._options import (
+    add_backend_argument,
+    add_channel_arguments,
+    add_lights_arguments,
+    positive_int,
+    score_options,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,6 +69,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-report", action="store_true", help="skip report.html (its figures take most of the time)"
     )
+    add_lights_arguments(p)
+    p.add_argument(
+        "--edf-stages",
+        choices=["aasm", "sleep-edf"],
+        default=None,
+        help="stage strings of hypnogram.edf: aasm ('Sleep stage N1', as HMC and NSRR exports) or "
+        "sleep-edf ('Sleep stage 1', R&K as Sleep-EDF; N3 written as 'Sleep stage 3'); default: the "
+        "model's own stages, aasm for a 5-class model",
+    )
     add_backend_argument(p)
     p.set_defaults(func=run)
 
@@ -84,9 +100,10 @@ def run(args: argparse.Namespace) -> None:
     if args.hypnogram is not None and args.hypnogram_dir is not None:
         raise SomnaError("give --hypnogram or --hypnogram-dir, not both")
     psgs = expand_psgs(items)
+    options = score_options(args)
     references = pair_hypnograms(psgs, args.hypnogram_dir) if args.hypnogram_dir is not None else {}
     if single:
-        _score_one(args, psgs[0], args.hypnogram or references.get(psgs[0]))
+        _score_one(args, psgs[0], args.hypnogram or references.get(psgs[0]), options)
         return
     from somna.io.channels import channel_spec
 
@@ -104,6 +121,7 @@ def run(args: argparse.Namespace) -> None:
         references=references,
         backend=args.backend,
         report=not args.no_report,
+        options=options,
     )
     failed = {psg: text for psg, text in status.items() if text not in (SCORED, SKIPPED)}
     for text in failed.values():
@@ -121,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
         )
 
 
-def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None) -> None:
+def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None, options: Any) -> None:
     from somna.evaluation.sleep_metrics import format_metrics_table
     from somna.inference import load_stager
     from somna.inference.batch import night_folder, score_to_folder
@@ -132,7 +150,9 @@ def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None) -> N
     stager = load_stager(args.model, args.backend)
     writable_folder(out)
     channels = stager.channel_mapping(args.eeg, args.eog, args.emg)
-    scored = score_to_folder(psg, stager, out, channels, reference, args.force, report=not args.no_report)
+    scored = score_to_folder(
+        psg, stager, out, channels, reference, args.force, report=not args.no_report, options=options
+    )
     if scored is None:
         print(f"{psg}: already scored in {out}, skipped (--force scores it again)")
         return

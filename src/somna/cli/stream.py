@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import statistics
 from pathlib import Path
+from typing import Any
 
-from somna.cli._options import add_backend_argument, add_channel_arguments, positive_float, positive_int
+from somna.cli._options import (
+    add_backend_argument,
+    add_channel_arguments,
+    add_lights_arguments,
+    positive_float,
+    positive_int,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_channel_arguments(p)
     p.add_argument("--threads", type=positive_int, default=1, help="threads (1 gives the lowest latency)")
     p.add_argument("--out", type=Path, default=None, help="also write the stages and probabilities as CSV")
+    add_lights_arguments(p, table=False)
     p.set_defaults(func=run)
 
 
@@ -62,10 +70,11 @@ def run(args: argparse.Namespace) -> None:
     recording = stager.recording(args.psg, eeg=args.eeg, eog=args.eog, emg=args.emg)
     session = stager.stream(recording.sfreq)
     results = replay(recording, session, chunk_s=args.chunk_s, speed=speed)
-    rows, latencies = [], []
+    rows, latencies, stages = [], [], []
     try:
         for r in results:
             latencies.append(r.latency_s * 1000)
+            stages.append(r.stage)
             rows.append(f"{r.index},{r.end_s:.0f},{r.label}," + ",".join(f"{p:.4f}" for p in r.probs))
             hours, rest = divmod(int(r.end_s), 3600)
             clock = f"{hours:>3}:{rest // 60:02d}:{rest % 60:02d}"
@@ -89,3 +98,24 @@ def run(args: argparse.Namespace) -> None:
         f"{len(latencies)} epochs; computing time per epoch: median {statistics.median(latencies):.1f} ms, "
         f"max {max(latencies):.1f} ms"
     )
+    print(_stream_metrics(args, stager, recording, stages))
+
+
+def _stream_metrics(args: argparse.Namespace, stager: Any, recording: Any, stages: list[int]) -> str:
+    """Sleep metrics of the streamed stages; time in bed from the options, the recording's annotations,
+    else the stream's own start and end (a live session runs from lights off to lights on)."""
+    from somna.evaluation.sleep_metrics import format_metrics_table
+    from somna.hypnogram import Hypnogram
+    from somna.io.lights import resolve_time_in_bed
+
+    hypnogram = Hypnogram(stages, stager.label_set, start=recording.start)
+    tib = resolve_time_in_bed(
+        hypnogram.duration_s,
+        hypnogram.start,
+        (0.0, hypnogram.duration_s),
+        options=(args.lights_off, args.lights_on),
+        annotations=[((recording.lights_off_s, recording.lights_on_s), "the recording's annotations")],
+    )
+    hypnogram.lights_off_s, hypnogram.lights_on_s = tib.lights_off_s, tib.lights_on_s
+    metrics = hypnogram.sleep_metrics(rem_min_epochs=args.rem_min_epochs)
+    return format_metrics_table({**metrics, "time_in_bed": tib.to_dict()})

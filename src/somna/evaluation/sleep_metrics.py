@@ -9,8 +9,9 @@ Definitions (``epoch`` = one scoring epoch, 30 s):
 
 * **Time in bed (TIB, = AASM total recording time, TRT)**: the epochs from lights off to lights on —
   an epoch belongs to TIB when its midpoint lies in ``[lights_off, lights_on)``. Without lights
-  off/on, the whole hypnogram. Unscored epochs inside it count (TIB is clock time). Epochs outside
-  TIB are ignored by every metric.
+  off/on, the whole hypnogram (callers that stage recordings always give them, from the best source
+  available: :mod:`somna.io.lights`). Unscored epochs inside it count (TIB is clock time). Epochs
+  outside TIB are ignored by every metric, so a sleep onset is always inside TIB.
 * **Sleep** is every scored stage other than W (N1, N2, N3, REM; S1–S4 and REM for R&K; NREM and
   REM for 3-class input). **Sleep onset** is the first sleep epoch in TIB (AASM: the first epoch of
   any stage other than W, N1 included); the **end of the sleep period** is the end of the last
@@ -29,10 +30,14 @@ Definitions (``epoch`` = one scoring epoch, 30 s):
 * **Latency to persistent sleep (LPS)**: start of TIB → first epoch of the first run of
   :data:`PERSISTENT_SLEEP_MIN` (10) minutes (20 epochs) of uninterrupted sleep (any sleep stages;
   a W *or an unscored* epoch breaks the run).
-* **REM latency** (``rem_latency_min``): sleep onset → first REM epoch, as the AASM defines it.
-  ``rem_latency_from_lights_off_min`` counts from the start of TIB, as YASA's ``Lat_REM`` does; it
-  equals ``sleep_latency_min + rem_latency_min``. **N1/N2/N3 latencies**: sleep onset → first epoch
-  of that stage (0 for the stage that starts sleep).
+* **REM latency** (``rem_latency_min``): sleep onset → first epoch of the first REM episode of at
+  least ``rem_min_epochs`` consecutive epochs (default :data:`REM_MIN_EPOCHS`, 1: the AASM's first REM
+  epoch; 2 or more passes over isolated REM epochs, which in a predicted hypnogram are more often
+  errors than REM periods). ``rem_latency_from_lights_off_min`` counts from the start of TIB, as YASA's
+  ``Lat_REM`` does; it equals ``sleep_latency_min + rem_latency_min``. **Sleep-onset REM**
+  (``sleep_onset_rem``): that REM episode begins within :data:`SOREM_MIN` (15) minutes of sleep onset
+  (``None`` without REM). **N1/N2/N3 latencies**: sleep onset → first epoch of that stage (0 for the
+  stage that starts sleep).
 * **Awakenings**: runs of W of at least :data:`AWAKENING_MIN_EPOCHS` (1) epoch within SPT — the wake
   after the final awakening is not one. Unscored epochs are skipped when runs are formed (W ? W is one
   awakening, N2 ? N2 none).
@@ -65,6 +70,8 @@ __all__ = [
     "AWAKENING_MIN_EPOCHS",
     "METRIC_LABELS",
     "PERSISTENT_SLEEP_MIN",
+    "REM_MIN_EPOCHS",
+    "SOREM_MIN",
     "format_metrics_table",
     "metric_unit",
     "sleep_metrics",
@@ -74,24 +81,28 @@ PERSISTENT_SLEEP_MIN: float = 10.0
 """Length of the uninterrupted sleep run that defines persistent sleep, in minutes (20 epochs of 30 s)."""
 AWAKENING_MIN_EPOCHS: int = 1
 """Shortest run of W epochs within the sleep period counted as an awakening."""
+REM_MIN_EPOCHS: int = 1
+"""Shortest run of REM epochs that ends the REM latency by default (1: the AASM's first REM epoch)."""
+SOREM_MIN: float = 15.0
+"""A REM episode beginning within this many minutes of sleep onset is a sleep-onset REM period."""
 
 # Depth of each AASM stage for stage shifts (a shift is a transition to a lower depth).
 _DEPTH = {"W": 0, "N1": 1, "N2": 2, "REM": 2, "N3": 3}
 
 METRIC_LABELS: dict[str, str] = {
-    "tib_min": "Time in bed (TIB, lights off → on)",
+    "tib_min": "Time in bed (TIB)",
     "tst_min": "Total sleep time (TST)",
     "spt_min": "Sleep period time (SPT)",
     "waso_min": "Wake after sleep onset (WASO, within SPT)",
-    "waso_aasm_min": "WASO to lights on (AASM)",
+    "waso_aasm_min": "WASO to the end of TIB (AASM)",
     "wake_min": "Wake time (all W in TIB)",
     "unscored_min": "Unscored",
     "sleep_efficiency_pct": "Sleep efficiency (TST/TIB)",
     "sleep_maintenance_efficiency_pct": "Sleep maintenance efficiency (TST/SPT)",
-    "sleep_latency_min": "Sleep latency (SOL, lights off → onset)",
+    "sleep_latency_min": "Sleep latency (SOL, start of TIB → onset)",
     "persistent_sleep_latency_min": "Latency to persistent sleep (10 min)",
     "rem_latency_min": "REM latency (from sleep onset)",
-    "rem_latency_from_lights_off_min": "REM latency (from lights off)",
+    "rem_latency_from_lights_off_min": "REM latency (from the start of TIB)",
     "n1_latency_min": "N1 latency (from sleep onset)",
     "n2_latency_min": "N2 latency (from sleep onset)",
     "n3_latency_min": "N3 latency (from sleep onset)",
@@ -112,12 +123,16 @@ METRIC_LABELS: dict[str, str] = {
     "awakenings": "Awakenings (W runs ≥ 1 epoch in SPT)",
     "stage_transitions": "Stage transitions (in SPT)",
     "stage_shifts": "Stage shifts to lighter sleep (in SPT)",
+    "sleep_onset_rem": "Sleep-onset REM (REM within 15 min of onset)",
 }
 """Human-readable name of each metric of :func:`sleep_metrics`, in report order."""
 
 
 def metric_unit(key: str) -> str:
-    """Unit of a :func:`sleep_metrics` key: ``"min"`` (``*_min``), ``"%"`` (``*_pct``), else ``"count"``."""
+    """Unit of a :func:`sleep_metrics` key: ``"min"`` (``*_min``), ``"%"`` (``*_pct``), ``"yes/no"``
+    (``sleep_onset_rem``), else ``"count"``."""
+    if key == "sleep_onset_rem":
+        return "yes/no"
     if key.endswith("_min"):
         return "min"
     if key.endswith("_pct"):
@@ -164,7 +179,10 @@ def _first(mask: np.ndarray) -> int | None:
 
 
 def sleep_metrics(
-    hypnogram: Hypnogram, lights_off_s: float | None = None, lights_on_s: float | None = None
+    hypnogram: Hypnogram,
+    lights_off_s: float | None = None,
+    lights_on_s: float | None = None,
+    rem_min_epochs: int = REM_MIN_EPOCHS,
 ) -> dict[str, Any]:
     """Standard sleep metrics of one night.
 
@@ -178,6 +196,8 @@ def sleep_metrics(
         Lights off / on in seconds from the first epoch's start. ``None`` takes the hypnogram's own
         ``lights_off_s``/``lights_on_s``; where that is ``None`` too, TIB starts at the first epoch /
         ends with the last one.
+    rem_min_epochs : int
+        Shortest REM episode that ends the REM latency (see the module docstring).
 
     Returns
     -------
@@ -188,7 +208,8 @@ def sleep_metrics(
         unknown), ``tib_first_epoch``/``tib_stop_epoch`` (slice of the hypnogram's epochs in TIB),
         ``n_epochs`` (in TIB), ``sleep_onset_s``/``sleep_end_s`` (start of the first and end of the
         last sleep epoch, seconds from the hypnogram's first epoch; ``None`` without sleep),
-        ``persistent_sleep_run_min`` and ``awakening_min_epochs`` (the two thresholds used).
+        ``persistent_sleep_run_min``, ``awakening_min_epochs`` and ``rem_min_epochs`` (the thresholds
+        used).
 
         Metrics (see :data:`METRIC_LABELS`): ``tib_min``, ``tst_min``, ``spt_min``, ``waso_min``,
         ``waso_aasm_min``, ``wake_min``, ``unscored_min``, ``sleep_efficiency_pct``,
@@ -196,7 +217,8 @@ def sleep_metrics(
         ``rem_latency_min``, ``rem_latency_from_lights_off_min``, ``n1_latency_min``,
         ``n2_latency_min``, ``n3_latency_min``, ``n1_min``, ``n2_min``, ``n3_min``, ``s3_min``,
         ``s4_min`` (R&K input only, else ``None``), ``nrem_min``, ``rem_min``, the same stages as
-        ``*_pct`` of TST, ``awakenings``, ``stage_transitions``, ``stage_shifts``.
+        ``*_pct`` of TST, ``awakenings``, ``stage_transitions``, ``stage_shifts``,
+        ``sleep_onset_rem``.
 
     Raises
     ------
@@ -218,8 +240,9 @@ def sleep_metrics(
     * SE = 100 × TST / TIB (0 without sleep); sleep maintenance efficiency = 100 × TST / SPT.
     * LPS = (first epoch of the first run of ≥ 20 sleep epochs, no W or unscored inside) − first TIB
       epoch, × E; ``None`` when no such run exists.
-    * REM latency = (first REM epoch − onset) × E (AASM); ``rem_latency_from_lights_off_min`` =
-      (first REM epoch − first TIB epoch) × E (YASA's ``Lat_REM``); N1/N2/N3 latency = (first epoch
+    * REM latency = (first epoch of the first run of ≥ ``rem_min_epochs`` REM epochs − onset) × E
+      (AASM with 1); ``rem_latency_from_lights_off_min`` = (that epoch − first TIB epoch) × E (YASA's
+      ``Lat_REM``); sleep-onset REM = REM latency ≤ :data:`SOREM_MIN`; N1/N2/N3 latency = (first epoch
       of the stage − onset) × E. ``None`` when the stage (or sleep) is absent.
     * awakenings = runs of ≥ 1 W epoch between onset and the last sleep epoch, unscored epochs
       removed before the runs are formed.
@@ -229,6 +252,8 @@ def sleep_metrics(
 
     Unscored epochs count in TIB and SPT and in the time before onset, never in a stage time.
     """
+    if isinstance(rem_min_epochs, bool) or not isinstance(rem_min_epochs, int) or rem_min_epochs < 1:
+        raise ValueError(f"rem_min_epochs must be a whole number of at least 1, not {rem_min_epochs!r}")
     source = hypnogram.label_set
     two_all = _try_convert(hypnogram.stages, source, TWO_CLASS)
     if two_all is None:
@@ -291,7 +316,12 @@ def sleep_metrics(
     long_runs = starts[lengths >= run_epochs]
     lps = minutes(long_runs[0]) if long_runs.size else None
 
-    rem_first = _first(rem) if rem is not None else None
+    rem_first = None
+    if rem is not None:
+        rem_starts, rem_lengths = _runs(rem)
+        episodes = rem_starts[rem_lengths >= rem_min_epochs]
+        rem_first = int(episodes[0]) if episodes.size else None
+    rem_latency = None if rem_first is None or onset is None else minutes(rem_first - onset)
 
     # Awakenings and transitions within SPT, unscored epochs removed.
     spt_two = two[spt]
@@ -327,6 +357,7 @@ def sleep_metrics(
         "sleep_end_s": None if last is None else (first_epoch + last + 1) * epoch_s,
         "persistent_sleep_run_min": PERSISTENT_SLEEP_MIN,
         "awakening_min_epochs": AWAKENING_MIN_EPOCHS,
+        "rem_min_epochs": rem_min_epochs,
         "tib_min": tib_min,
         "tst_min": tst_min,
         "spt_min": spt_min,
@@ -338,7 +369,7 @@ def sleep_metrics(
         "sleep_maintenance_efficiency_pct": 100 * tst_min / spt_min if has_sleep else None,
         "sleep_latency_min": None if onset is None else minutes(onset),
         "persistent_sleep_latency_min": lps,
-        "rem_latency_min": since_onset(rem),
+        "rem_latency_min": rem_latency,
         "rem_latency_from_lights_off_min": None if rem_first is None else minutes(rem_first),
         "n1_latency_min": since_onset(n1),
         "n2_latency_min": since_onset(n2),
@@ -351,12 +382,15 @@ def sleep_metrics(
     result["awakenings"] = awakenings
     result["stage_transitions"] = transitions
     result["stage_shifts"] = shifts
+    result["sleep_onset_rem"] = None if rem_latency is None else bool(rem_latency <= SOREM_MIN)
     return result
 
 
 def _format_value(value: Any, unit: str) -> tuple[str, str]:
     if value is None:
         return "–", ""
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), ""
     if unit == "count":
         return f"{int(value)}", ""
     return f"{float(value):.1f}", unit
@@ -366,12 +400,21 @@ def format_metrics_table(metrics: dict[str, Any]) -> str:
     """Format the result of :func:`sleep_metrics` as an aligned text table (name, value, unit).
 
     Metrics absent from ``metrics`` are left out; ``None`` values (undefined: no REM, no sleep, a
-    stage the label set does not have) print as ``–``. R&K S3/S4 rows appear only for R&K input.
+    stage the label set does not have) print as ``–``. R&K S3/S4 rows appear only for R&K input. The
+    second line says where time in bed came from (``metrics["time_in_bed"]``, see
+    :mod:`somna.io.lights`), or that it is the whole hypnogram.
     """
     header = f"Sleep metrics ({metrics.get('label_set', '?')} stages"
     if metrics.get("epoch_s") is not None:
         header += f", {float(metrics['epoch_s']):g}-s epochs"
     header += ")"
+    tib = metrics.get("time_in_bed")
+    if tib:
+        header += f"\n  Time in bed: {tib['description']}"
+        if "estimated" in (tib.get("lights_off_source"), tib.get("lights_on_source")):
+            header += "\n  (estimated lights: latencies and efficiency are not the clinical ones)"
+    elif metrics.get("lights_off_s") is None and metrics.get("lights_on_s") is None:
+        header += "\n  Time in bed: the whole hypnogram (no lights off/on given)"
     rows: list[tuple[str, str, str]] = []
     for key, label in METRIC_LABELS.items():
         if key not in metrics:

@@ -16,7 +16,13 @@ from typing import Any
 
 from somna.errors import SomnaError
 from somna.inference.backends import load_stager
-from somna.inference.scoring import COMPLETE_MARKER, ScoredNight, score_psg, write_scored_night
+from somna.inference.scoring import (
+    COMPLETE_MARKER,
+    ScoredNight,
+    ScoreOptions,
+    score_psg,
+    write_scored_night,
+)
 from somna.inference.stager import Stager
 from somna.io.channels import ChannelSpec
 from somna.io.sleepedf import parse_sleep_edf_name
@@ -162,12 +168,13 @@ def score_to_folder(
     reference: str | Path | None = None,
     force: bool = False,
     report: bool = True,
+    options: ScoreOptions | None = None,
 ) -> ScoredNight | None:
     """Score one PSG into its output folder unless that folder already holds a complete result.
 
     Parameters
     ----------
-    psg, stager, channels, reference
+    psg, stager, channels, reference, options
         As for :func:`~somna.inference.scoring.score_psg`.
     night_dir : str | Path
         The night's output folder (see :func:`~somna.inference.scoring.write_scored_night`).
@@ -188,7 +195,7 @@ def score_to_folder(
     """
     if not force and night_is_scored(night_dir):
         return None
-    scored = score_psg(psg, stager, channels, reference=reference)
+    scored = score_psg(psg, stager, channels, reference=reference, options=options)
     write_scored_night(scored, night_dir, report=report)
     return scored
 
@@ -208,10 +215,12 @@ def _init_worker(stager_path: str, threads: int, backend: str) -> None:
     _WORKER["stager"] = load_stager(stager_path, backend, threads=threads)
 
 
-def _score_job(job: tuple[str, str, ChannelSpec | None, str | None, bool, bool]) -> str:
+def _score_job(
+    job: tuple[str, str, ChannelSpec | None, str | None, bool, bool, ScoreOptions | None],
+) -> str:
     """One night in a worker: :data:`SCORED` or :data:`SKIPPED` (failures raise)."""
-    psg, night_dir, channels, reference, force, report = job
-    scored = score_to_folder(psg, _WORKER["stager"], night_dir, channels, reference, force, report)
+    psg, night_dir, channels, reference, force, report, options = job
+    scored = score_to_folder(psg, _WORKER["stager"], night_dir, channels, reference, force, report, options)
     return SKIPPED if scored is None else SCORED
 
 
@@ -226,6 +235,7 @@ def score_many(
     references: Mapping[Path, Path] | None = None,
     backend: str = "auto",
     report: bool = True,
+    options: ScoreOptions | None = None,
 ) -> dict[Path, str]:
     """Score many PSG files in parallel, one output folder per night; resumable.
 
@@ -257,6 +267,8 @@ def score_many(
         How the stager runs (:func:`somna.load_stager`).
     report : bool
         Write each night's ``report.html``.
+    options : ScoreOptions | None
+        Lights (by hand, or a table looked up by each PSG's name) and the REM latency rule.
 
     Returns
     -------
@@ -299,6 +311,7 @@ def score_many(
             str(references[psg]) if psg in references else None,
             force,
             report,
+            options,
         )
         for psg in todo
     ]

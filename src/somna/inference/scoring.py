@@ -7,25 +7,53 @@ one-page ``report.html`` and ``metrics.json`` (last: its presence marks the fold
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from somna.errors import HypnogramError
-from somna.evaluation.sleep_metrics import METRIC_LABELS, sleep_metrics
+from somna.evaluation.sleep_metrics import METRIC_LABELS, REM_MIN_EPOCHS, sleep_metrics
 from somna.hypnogram import Hypnogram
 from somna.inference.stager import Stager
 from somna.io.channels import ChannelSpec
 from somna.stages import AASM, RK, LabelSet
 from somna.storage import folder_lock, write_json_atomic
 
-__all__ = ["COMPLETE_MARKER", "ScoredNight", "score_psg", "write_scored_night"]
+__all__ = ["COMPLETE_MARKER", "ScoreOptions", "ScoredNight", "score_psg", "write_scored_night"]
 
 COMPLETE_MARKER = "metrics.json"
 """The output file written last (atomically): its presence marks a night's output folder complete."""
 
 OUTPUT_FILES = ("hypnogram.csv", "probabilities.csv", "hypnogram.edf", "report.html", COMPLETE_MARKER)
 """Every file :func:`write_scored_night` may write."""
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How a night is scored beyond staging: its time in bed, the REM latency rule, the EDF+ strings.
+
+    Parameters
+    ----------
+    lights_off, lights_on : str | float | None
+        Given by hand: clock times (``"22:30"``, ``"22:30:15"``; after midnight understood) or seconds
+        from the recording's start; ``None`` where not given.
+    table : dict | None
+        A lights table (:func:`somna.io.lights.read_lights_table`), looked up by each recording's name.
+    table_name : str
+        What the table is called in outputs (its file name).
+    rem_min_epochs : int
+        Shortest REM episode that ends the REM latency (:mod:`somna.evaluation.sleep_metrics`).
+    edf_vocabulary : {"aasm", "sleep-edf"} | None
+        Stage strings of ``hypnogram.edf`` (:meth:`somna.hypnogram.Hypnogram.to_edf`; ``None``: the
+        label set's own, ``Sleep stage N1`` … for AASM).
+    """
+
+    lights_off: str | float | None = None
+    lights_on: str | float | None = None
+    table: dict[str, tuple[str | None, str | None]] | None = None
+    table_name: str = "lights table"
+    rem_min_epochs: int = REM_MIN_EPOCHS
+    edf_vocabulary: str | None = None
 
 
 @dataclass
@@ -44,6 +72,8 @@ class ScoredNight:
     reference, agreement, reference_metrics : optional
         The scored hypnogram (aligned, in the stager's label set), epoch agreement with it and its metrics,
         when a reference hypnogram was given.
+    options : ScoreOptions
+        How it was scored (and how its files are written).
     """
 
     psg: Path
@@ -52,6 +82,7 @@ class ScoredNight:
     reference: Hypnogram | None = None
     agreement: dict[str, Any] | None = None
     reference_metrics: dict[str, Any] | None = None
+    options: ScoreOptions = field(default_factory=ScoreOptions)
 
 
 def _reference_in(hypnogram: Hypnogram, label_set: LabelSet, path: Path) -> Hypnogram:
@@ -72,6 +103,7 @@ def score_psg(
     stager: Stager,
     channels: ChannelSpec | None = None,
     reference: str | Path | None = None,
+    options: ScoreOptions | None = None,
 ) -> ScoredNight:
     """Stage every 30-s epoch of a PSG file, with its sleep metrics (and agreement with a scorer).
 
@@ -86,37 +118,72 @@ def score_psg(
         default.
     reference : str | Path | None
         A scored hypnogram of the same recording, for agreement and scored-vs-estimated metrics.
+    options : ScoreOptions | None
+        Lights given by hand or by a table, and the REM latency rule.
 
     Returns
     -------
     ScoredNight
+        The estimated and the scored metrics share one time in bed, from the best source available
+        (:func:`somna.io.lights.resolve_time_in_bed`: these options, the table, the PSG's or the
+        reference's annotations, else the likely sleep window), and both say where it came from.
 
     Raises
     ------
     SomnaError
         For an unreadable file, missing channels, a mismatching channel count, a reference that does not
-        fit the recording, or signals that cannot be staged (flat, NaN, shorter than one epoch).
+        fit the recording, lights that cannot be read, or signals that cannot be staged (flat, NaN,
+        shorter than one epoch).
     """
     from somna.io.edf import read_psg
+    from somna.io.lights import resolve_time_in_bed, table_lights
 
+    options = options or ScoreOptions()
     psg = Path(psg)
     recording = read_psg(psg, channels or stager.channels, stager.modalities)
     stager._check_channels(recording)
     hypnogram = stager.predict_recording(recording)
-    scored = ScoredNight(psg, hypnogram, sleep_metrics(hypnogram))
+    ref = None
+    annotations = [((recording.lights_off_s, recording.lights_on_s), "the PSG's EDF+ annotations")]
     if reference is not None:
         from somna.io.hypnogram_files import align_hypnogram, read_hypnogram
 
         reference = Path(reference)
         ref = align_hypnogram(read_hypnogram(reference), recording).crop(0, len(hypnogram))
         ref = _reference_in(ref, stager.label_set, reference)
+        annotations.append(((ref.lights_off_s, ref.lights_on_s), f"the annotations of {reference.name}"))
+    first, stop = hypnogram.info["night_window_epochs"]
+    row = None if options.table is None else table_lights(options.table, psg)
+    tib = resolve_time_in_bed(
+        hypnogram.duration_s,
+        hypnogram.start,
+        (first * hypnogram.epoch_s, stop * hypnogram.epoch_s),
+        options=(options.lights_off, options.lights_on),
+        table=None if row is None else (row, options.table_name),
+        annotations=annotations,
+    )
+    hypnogram = replace(
+        hypnogram,
+        lights_off_s=tib.lights_off_s,
+        lights_on_s=tib.lights_on_s,
+        info={**hypnogram.info, "time_in_bed": tib.to_dict()},
+    )
+    scored = ScoredNight(
+        psg, hypnogram, hypnogram.sleep_metrics(rem_min_epochs=options.rem_min_epochs), options=options
+    )
+    if ref is not None:
+        ref = replace(
+            ref,
+            lights_off_s=tib.lights_off_s,
+            lights_on_s=tib.lights_on_s,
+            info={**ref.info, "time_in_bed": tib.to_dict()},
+        )
         scored.reference = ref
-        scored.reference_metrics = sleep_metrics(ref)
+        scored.reference_metrics = {
+            **sleep_metrics(ref, rem_min_epochs=options.rem_min_epochs),
+            "time_in_bed": tib.to_dict(),
+        }
         scored.agreement = hypnogram.evaluate(ref)
-        if ref.lights_off_s is not None or ref.lights_on_s is not None:
-            # Metrics of both respect the scorer's lights off/on.
-            scored.hypnogram = replace(hypnogram, lights_off_s=ref.lights_off_s, lights_on_s=ref.lights_on_s)
-            scored.metrics = sleep_metrics(scored.hypnogram)
     return scored
 
 
@@ -151,7 +218,14 @@ def _write_outputs(scored: ScoredNight, out: Path, report: bool) -> dict[str, Pa
         "probabilities": hyp.to_csv(out / "probabilities.csv", probabilities=True),
     }
     if hyp.label_set in (AASM, RK):
-        paths["hypnogram_edf"] = hyp.to_edf(out / "hypnogram.edf")
+        # Lights off/on annotations only where a source gave them: an estimate is no annotation.
+        tib = hyp.info.get("time_in_bed") or {}
+        given = replace(
+            hyp,
+            lights_off_s=None if tib.get("lights_off_source") == "estimated" else hyp.lights_off_s,
+            lights_on_s=None if tib.get("lights_on_source") == "estimated" else hyp.lights_on_s,
+        )
+        paths["hypnogram_edf"] = given.to_edf(out / "hypnogram.edf", scored.options.edf_vocabulary)
     summary: dict[str, Any] = {
         "psg": str(scored.psg),
         "label_set": hyp.label_set.name,

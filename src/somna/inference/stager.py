@@ -205,10 +205,12 @@ class Stager:
         -------
         Hypnogram
             One stage per whole 30-s epoch from the start of the recording, in :attr:`label_set`, with
-            ``proba`` (epochs × stages) and ``info``: model, backend, the epochs that most likely hold
-            the night, the model's mean confidence on them, and ``out_of_distribution``, the reasons
-            this night lies outside what the model was trained on (empty when it does not;
-            :mod:`somna.data.profile`).
+            ``proba`` (epochs × stages), lights off/on (the recording's ``Lights off``/``Lights on``
+            annotations, else estimated from the night's likely sleep window; ``info["time_in_bed"]``
+            says which: :mod:`somna.io.lights`) and ``info``: model, backend, the epochs that most
+            likely hold the night, the model's mean confidence on them, and ``out_of_distribution``,
+            the reasons this night lies outside what the model was trained on (empty when it does
+            not; :mod:`somna.data.profile`).
 
         Raises
         ------
@@ -222,6 +224,7 @@ class Stager:
     def predict_recording(self, recording: Recording) -> Hypnogram:
         """:meth:`predict` for a recording already read (its channel counts checked)."""
         from somna.data.profile import night_profile, out_of_distribution
+        from somna.io.lights import resolve_time_in_bed
         from somna.preprocess.pipeline import preprocess_night
         from somna.preprocess.sleep_window import likely_sleep_window
 
@@ -241,12 +244,20 @@ class Stager:
             self.info.get("profile"), night_profile(window, config.epoch_s), confidence
         )
         known_start = recording.extra.get("start_known", True)
+        tib = resolve_time_in_bed(
+            n_epochs * config.epoch_s,
+            recording.start if known_start else None,
+            (span[0] * config.epoch_s, span[1] * config.epoch_s),
+            annotations=[((recording.lights_off_s, recording.lights_on_s), "the recording's annotations")],
+        )
         return Hypnogram(
             stages.astype(np.int8),
             self.label_set,
             config.epoch_s,
             start=recording.start if known_start else None,
             source=recording.path,
+            lights_off_s=tib.lights_off_s,
+            lights_on_s=tib.lights_on_s,
             proba=probs,
             info={
                 "model": self.name,
@@ -256,6 +267,7 @@ class Stager:
                 "channels": {m: list(recording.channel_names[m]) for m in self.modalities},
                 "mean_confidence": confidence,
                 "out_of_distribution": unlike,
+                "time_in_bed": tib.to_dict(),
                 **({"trained_on": self.info["trained_on"]} if "trained_on" in self.info else {}),
             },
         )

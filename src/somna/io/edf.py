@@ -18,6 +18,7 @@ import numpy as np
 
 from somna.errors import EDFReadError, SignalQualityError
 from somna.io.channels import SLEEP_EDF_CHANNELS, ChannelSpec, pick_channels
+from somna.io.lights import lights_annotation
 from somna.io.recording import Recording, check_rates
 from somna.io.sleepedf import parse_sleep_edf_name
 
@@ -317,4 +318,9 @@ def read_psg(
         study=night.study if night else None,
         extra={"assumed_microvolt": assumed, "anonymised_date": anonymised},
     )
+    for annotation in edf.annotations:
+        which = lights_annotation(annotation.text)
+        field_name = f"lights_{which}_s"
+        if which and getattr(recording, field_name) is None:
+            setattr(recording, field_name, float(annotation.onset))
     return recording  # checked as check_signals would: calibrated integers are always finite

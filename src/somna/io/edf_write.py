@@ -53,6 +53,7 @@ def write_psg_edf(
     start: datetime,
     data_record_s: float = 30.0,
     patient: str = "X X X X",
+    annotations: Sequence[tuple[float, str]] = (),
 ) -> Path:
     """Write a multi-rate PSG as an EDF file (written to a temporary name, then renamed).
 
@@ -68,6 +69,8 @@ def write_psg_edf(
         Data-record duration in seconds (Sleep-EDF uses 30 s).
     patient : str
         Local patient identification field.
+    annotations : sequence of (float, str)
+        Events (onset in s from the start, text: ``Lights off`` ...); any makes the file EDF+.
 
     Returns
     -------
@@ -95,6 +98,7 @@ def write_psg_edf(
         data_record_duration=data_record_s,
         patient=_patient(patient),
         recording=edfio.Recording(startdate=start.date()),
+        annotations=[edfio.EdfAnnotation(float(onset), None, text) for onset, text in annotations] or None,
     )
     atomic_write(path, edf.write)
     return path
@@ -105,24 +109,55 @@ def _patient(text: str) -> edfio.Patient:
     return edfio.Patient(code=code, sex=sex if sex in {"M", "F"} else "X", name=name)
 
 
-def hypnogram_annotation_text(code: int, label_set_name: str) -> str:
-    """Annotation string of a stage code as Sleep-EDF (R&K) or HMC (AASM) write it."""
+EDF_VOCABULARIES = ("aasm", "sleep-edf")
+"""Stage strings :func:`write_hypnogram_edf` can write: AASM's as HMC and NSRR exports spell them
+(``Sleep stage N1`` …) or Sleep-EDF's R&K strings (``Sleep stage 1`` … ``4``)."""
+
+
+def hypnogram_annotation_text(code: int, label_set_name: str, vocabulary: str | None = None) -> str:
+    """Annotation string of a stage code.
+
+    Parameters
+    ----------
+    code : int
+        Stage code of ``label_set_name`` (or :data:`~somna.stages.UNSCORED`: ``Sleep stage ?``).
+    label_set_name : {"rk", "aasm"}
+        The hypnogram's label set.
+    vocabulary : {"aasm", "sleep-edf"} | None
+        ``None`` writes each label set in its own strings (R&K as Sleep-EDF does, AASM as HMC does);
+        ``"aasm"`` writes R&K S3 and S4 both as ``Sleep stage N3``; ``"sleep-edf"`` writes AASM N1, N2
+        as ``Sleep stage 1``, ``2`` and N3 as ``Sleep stage 3`` (R&K's S3 + S4: readers of Sleep-EDF
+        files take both as N3).
+    """
     if code == UNSCORED:
         return "Sleep stage ?"
+    if vocabulary not in (None, *EDF_VOCABULARIES):
+        raise ValueError(f"unknown EDF+ stage vocabulary {vocabulary!r}; use one of {EDF_VOCABULARIES}")
+    rk = (
+        "Sleep stage W",
+        "Sleep stage 1",
+        "Sleep stage 2",
+        "Sleep stage 3",
+        "Sleep stage 4",
+        "Sleep stage R",
+    )
+    aasm = ("Sleep stage W", "Sleep stage N1", "Sleep stage N2", "Sleep stage N3", "Sleep stage R")
     if label_set_name == RK.name:
-        return ("Sleep stage W", "Sleep stage 1", "Sleep stage 2", "Sleep stage 3", "Sleep stage 4",
-                "Sleep stage R")[code]  # fmt: skip
+        return aasm[(0, 1, 2, 3, 3, 4)[code]] if vocabulary == "aasm" else rk[code]
     if label_set_name == "aasm":
-        return ("Sleep stage W", "Sleep stage N1", "Sleep stage N2", "Sleep stage N3", "Sleep stage R")[code]
+        return rk[(0, 1, 2, 3, 5)[code]] if vocabulary == "sleep-edf" else aasm[code]
     raise ValueError(f"no EDF+ annotation vocabulary for the {label_set_name} label set; use rk or aasm")
 
 
-def write_hypnogram_edf(path: str | Path, hypnogram: Hypnogram, start: datetime) -> Path:
+def write_hypnogram_edf(
+    path: str | Path, hypnogram: Hypnogram, start: datetime, vocabulary: str | None = None
+) -> Path:
     """Write a hypnogram as an EDF+ annotation file in Sleep-EDF's style.
 
     Runs of equal stages become one annotation each (onset, duration, ``"Sleep stage X"``), as in
-    Sleep-EDF's ``*-Hypnogram.edf`` files; R&K hypnograms use ``Sleep stage 1..4``, AASM ones
-    ``Sleep stage N1..N3``. Lights off/on, when known, are written as ``Lights off``/``Lights on``.
+    Sleep-EDF's ``*-Hypnogram.edf`` files; by default R&K hypnograms use ``Sleep stage 1..4``, AASM ones
+    ``Sleep stage N1..N3`` (``vocabulary``: see :func:`hypnogram_annotation_text`). Lights off/on, when
+    known, are written as ``Lights off``/``Lights on``.
 
     Parameters
     ----------
@@ -132,6 +167,8 @@ def write_hypnogram_edf(path: str | Path, hypnogram: Hypnogram, start: datetime)
         Stages in the R&K or AASM label set.
     start : datetime
         Start written to the header; must equal the PSG's start for the pair to align.
+    vocabulary : {"aasm", "sleep-edf"} | None
+        Stage strings; ``None``: the label set's own.
 
     Returns
     -------
@@ -146,7 +183,7 @@ def write_hypnogram_edf(path: str | Path, hypnogram: Hypnogram, start: datetime)
         run_starts = np.concatenate([[0], change])
         run_stops = np.concatenate([change, [stages.size]])
         for first, stop in zip(run_starts, run_stops, strict=True):
-            text = hypnogram_annotation_text(int(stages[first]), hypnogram.label_set.name)
+            text = hypnogram_annotation_text(int(stages[first]), hypnogram.label_set.name, vocabulary)
             annotations.append(
                 edfio.EdfAnnotation(
                     float(first * hypnogram.epoch_s), float((stop - first) * hypnogram.epoch_s), text

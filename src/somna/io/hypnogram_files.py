@@ -26,6 +26,7 @@ import numpy as np
 from somna.errors import HypnogramError
 from somna.hypnogram import EPOCH_SECONDS, Hypnogram
 from somna.io.edf import _read_edf, _start
+from somna.io.lights import lights_annotation
 from somna.io.recording import Recording
 from somna.stages import AASM, UNSCORED, LabelSet, is_stage_annotation, parse_stage, stage_codes_from_strings
 
@@ -189,10 +190,10 @@ def _read_edf_annotations(path: Path) -> Hypnogram:
     lights_off = lights_on = None
     events = []
     for onset, text in others:
-        key = " ".join(text.lower().split())
-        if key == "lights off" and lights_off is None:
+        which = lights_annotation(text)
+        if which == "off" and lights_off is None:
             lights_off = onset - t0
-        elif key == "lights on" and lights_on is None:
+        elif which == "on" and lights_on is None:
             lights_on = onset - t0
         else:
             events.append((onset - t0, text))

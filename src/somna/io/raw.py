@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from somna.io.channels import ChannelSpec, pick_channels
+from somna.io.lights import lights_annotation
 from somna.io.recording import Recording
 
 __all__ = ["ENVELOPE_RATES", "recording_from_raw", "upsampled_envelope_rate"]
@@ -117,4 +118,11 @@ def recording_from_raw(
         recording.path = path
         recording.extra["record"] = path.name.split("-")[0].split(".")[0]
     recording.extra.update(extra)
+    # MNE counts annotation onsets from the measurement start when they have one (orig_time), and the
+    # signals start at first_time after it; without orig_time both count from the first sample.
+    offset = 0.0 if raw.annotations.orig_time is None else float(raw.first_time)
+    for onset, text in zip(raw.annotations.onset, raw.annotations.description, strict=True):
+        which = lights_annotation(str(text))
+        if which and getattr(recording, f"lights_{which}_s") is None:
+            setattr(recording, f"lights_{which}_s", float(onset) - offset)
     return recording

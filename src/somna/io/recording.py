@@ -82,6 +82,11 @@ class Recording:
     subject, night, study : str | None, int | None, str | None
         Identifiers parsed from Sleep-EDF names (``SC4001E0`` → study ``"SC"``, subject ``"SC00"``,
         night 1), ``None`` for files named otherwise.
+    extra : dict
+        What else the reader noted (assumed units, an anonymised date, ...).
+    lights_off_s, lights_on_s : float | None
+        ``Lights off`` / ``Lights on`` annotations of the file (EDF+, an MNE Raw's annotations), seconds
+        from the start; ``None`` when it has none.
     """
 
     path: Path
@@ -93,6 +98,8 @@ class Recording:
     night: int | None = None
     study: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    lights_off_s: float | None = None
+    lights_on_s: float | None = None
 
     @property
     def modalities(self) -> list[str]:

@@ -63,6 +63,7 @@ _FALLBACK_COLOURS = ("#7f7f7f", "#009e73", "#cc79a7", "#f0e442", "#8c564b")
 _WAKE = "W"
 _REM = "REM"
 _LIGHTS_COLOUR = "#444444"
+_OUTSIDE_BED = "#ececec"  # the recording outside time in bed
 _REFERENCE_LINE = "#555555"
 _ESTIMATE_LINE = "#1a1a1a"
 _TICK_STEPS_MIN = (5, 10, 15, 30, 60, 120, 180, 240, 360)
@@ -205,12 +206,19 @@ def _draw_steps(ax: Axes, hypnogram: Hypnogram, offset_h: float, line_colour: st
 
 
 def _draw_lights(ax: Axes, hypnogram: Hypnogram, offset_h: float, label: bool) -> None:
-    """Vertical dashed lines at lights off / lights on, when the hypnogram knows them."""
-    for seconds, name in ((hypnogram.lights_off_s, "lights off"), (hypnogram.lights_on_s, "lights on")):
+    """Lights off / on as dashed vertical lines, and the time outside them shaded, when the hypnogram
+    knows them; a bound estimated rather than given is labelled so."""
+    tib = hypnogram.info.get("time_in_bed") or {}
+    end_h = offset_h + hypnogram.duration_s / 3600.0
+    for seconds, name in ((hypnogram.lights_off_s, "off"), (hypnogram.lights_on_s, "on")):
         if seconds is None:
             continue
         x = offset_h + seconds / 3600.0
+        outside = (offset_h, x) if name == "off" else (x, end_h)
+        if outside[1] > outside[0]:
+            ax.axvspan(*outside, color=_OUTSIDE_BED, lw=0, zorder=0)
         ax.axvline(x, color=_LIGHTS_COLOUR, ls="--", lw=1.0, zorder=1)
+        name = f"lights {name}" + (" (estimated)" if tib.get(f"lights_{name}_source") == "estimated" else "")
         if label:
             ax.annotate(
                 name,

@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from somna import __version__
+from somna.evaluation.sleep_metrics import METRIC_LABELS
 from somna.hypnogram import Hypnogram
 from somna.report.figures import figure_png, plot_hypnodensity, plot_hypnogram, plot_stage_percentages
 from somna.stages import UNSCORED
@@ -182,9 +183,14 @@ def _chunks(rows: list[str], size: int) -> list[list[str]]:
     return [rows[:half], rows[half:]]
 
 
+def _label(name: str) -> str:
+    """A metric's name as the terminal prints it (:data:`METRIC_LABELS`), else one made from its key."""
+    return METRIC_LABELS.get(name) or _pretty_name(name)
+
+
 def _metrics_table(metrics: Mapping[str, Any]) -> str:
     rows = [
-        f'<tr><td title="{_e(name)}">{_e(_pretty_name(name))} <code>{_e(name)}</code></td>'
+        f'<tr><td title="{_e(name)}">{_e(_label(name))}</td>'
         f'<td class="num">{_e(format_metric_value(name, value))}</td>'
         f'<td class="unit">{_e(_unit(name))}</td></tr>'
         for name, value in metrics.items()
@@ -211,7 +217,7 @@ def _comparison_table(scored: Mapping[str, Any], estimated: Mapping[str, Any]) -
                 name, int(d) if isinstance(s, numbers.Integral) and isinstance(m, numbers.Integral) else d
             )
         rows.append(
-            f'<tr><td title="{_e(name)}">{_e(_pretty_name(name))} <code>{_e(name)}</code></td>'
+            f'<tr><td title="{_e(name)}">{_e(_label(name))}</td>'
             f'<td class="num">{_e(format_metric_value(name, s))}</td>'
             f'<td class="num">{_e(format_metric_value(name, m))}</td>'
             f'<td class="num">{_e(diff)}</td><td class="unit">{_e(_unit(name))}</td></tr>'
@@ -239,19 +245,25 @@ def _info_rows(hypnogram: Hypnogram, info: Mapping[str, Any] | None) -> list[tup
     if unscored:
         epochs += f" ({unscored} without a stage)"
     rows = [
-        ("File", str(hypnogram.source) if hypnogram.source is not None else _DASH),
+        ("File", Path(hypnogram.source).name if hypnogram.source is not None else _DASH),
         ("Start", f"{hypnogram.start:%Y-%m-%d %H:%M:%S}" if hypnogram.start is not None else "unknown"),
         ("Duration", _duration(hypnogram.duration_s)),
         ("Epochs", epochs),
         ("Label set", f"{label_set.name} ({', '.join(label_set.labels)})"),
     ]
-    lights = [
-        f"{name} at {seconds / 60.0:.1f} min"
-        for name, seconds in (("lights off", hypnogram.lights_off_s), ("lights on", hypnogram.lights_on_s))
-        if seconds is not None
-    ]
-    if lights:
-        rows.append(("Lights", ", ".join(lights)))
+    tib = hypnogram.info.get("time_in_bed")
+    if tib:
+        rows.append(("Time in bed", tib["description"]))
+    else:
+        lights = [
+            f"{name} at {seconds / 60.0:.1f} min"
+            for name, seconds in (
+                ("lights off", hypnogram.lights_off_s),
+                ("lights on", hypnogram.lights_on_s),
+            )
+            if seconds is not None
+        ]
+        rows.append(("Time in bed", ", ".join(lights) if lights else "the whole recording (no lights given)"))
     extra = dict(info or {})
     rows.append(("Model", str(extra.pop("model", _DASH))))
     rows.extend((str(key), _DASH if value is None else str(value)) for key, value in extra.items())
@@ -435,7 +447,8 @@ def write_night_report(
         _figure_html(
             plot_hypnogram(hypnogram, reference),
             "Step hypnogram",
-            "REM as a thick red bar; grey bands: epochs without a stage; dashed lines: lights off / on.",
+            "REM as a thick red bar; grey bands: epochs without a stage; shaded: outside time in bed, "
+            "between lights off and lights on (dashed; marked 'estimated' when no source gave them).",
         )
     )
     if probs is not None:

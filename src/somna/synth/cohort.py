@@ -9,10 +9,10 @@ import numpy as np
 from tqdm import tqdm
 
 from somna.errors import SomnaError
-from somna.hypnogram import Hypnogram
+from somna.hypnogram import EPOCH_SECONDS, Hypnogram, sleep_period_bounds
 from somna.io.edf_write import EdfChannel, write_hypnogram_edf, write_psg_edf
 from somna.stages import RK
-from somna.storage import write_json_atomic
+from somna.storage import atomic_write, write_json_atomic
 from somna.synth.hypnograms import HYPNOGRAM_DIR, load_reference_hypnograms, sample_night_stages
 from somna.synth.physiology import PsgSignals, sample_subject_profile, synthesize_psg
 from somna.synth.variation import Variation, apply_technique, sample_variation, shifted_variation
@@ -113,6 +113,39 @@ def _channels(
     return chans
 
 
+LIGHTS_TABLE = "lights.csv"
+"""The lights table :func:`write_synthetic_cohort` writes beside its nights."""
+
+
+def _lights(stages: np.ndarray, start: datetime, seed: list[int]) -> tuple[str, str]:
+    """Lights off and on of a night as clock times: a sleep latency before its persistent sleep (the
+    first 10 minutes of unbroken sleep: a doze in the evening, hours before, happens before bedtime)
+    and a few minutes after its last sleep epoch, within the recording."""
+    rng = np.random.default_rng(seed)
+    hypnogram = Hypnogram(stages, RK)
+    first, stop = sleep_period_bounds(hypnogram, wake_margin_min=0.0)
+    persistent = hypnogram.sleep_metrics()["persistent_sleep_latency_min"]
+    if persistent is not None:
+        first = round(persistent * 60.0 / EPOCH_SECONDS)
+    latency_s = float(np.clip(rng.lognormal(np.log(12.0), 0.6), 2.0, 60.0)) * 60.0
+    after_s = float(rng.uniform(2.0, 20.0)) * 60.0
+    off_s = max(0.0, first * EPOCH_SECONDS - latency_s)
+    on_s = min(stages.size * EPOCH_SECONDS, stop * EPOCH_SECONDS + after_s)
+    return tuple((start + timedelta(seconds=round(t))).strftime("%H:%M:%S") for t in (off_s, on_s))
+
+
+def _write_lights_table(path: Path, rows: list[list[str]]) -> None:
+    import csv
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["record", "lights_off", "lights_on"])
+            writer.writerows(rows)
+
+    atomic_write(path, write)
+
+
 def _start_time(rng: np.random.Generator, layout: str, subject: int, night: int) -> datetime:
     # Sleep-EDF's SC recordings began in the afternoon (1989-1991), ST ones in the evening (1994).
     if layout == "sc":
@@ -143,7 +176,11 @@ def write_synthetic_cohort(
     and EOG horizontal at 100 Hz and Resp oro-nasal, EMG submental (an RMS envelope in µV), Temp
     rectal and Event marker at 1 Hz; ST nights have the raw EMG at 100 Hz. Data records are 30 s. Both
     nights of a subject share the subject's physiology; a subject's files do not depend on
-    ``n_subjects``. A ``synthetic.json`` next to the files records how they were made.
+    ``n_subjects``. A ``synthetic.json`` next to the files records how they were made, and a
+    ``lights.csv`` (``record, lights_off, lights_on``: :func:`somna.io.lights.read_lights_table`) holds
+    each night's lights off and on, as Sleep-EDF's subject table holds lights off: lights off a sleep
+    latency (2-60 min, median 12) before the night's persistent sleep (its first 10 minutes of unbroken
+    sleep), lights on 2-20 min after its last sleep epoch.
 
     Parameters
     ----------
@@ -191,6 +228,7 @@ def write_synthetic_cohort(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
+    lights: list[list[str]] = []
     factors: dict[str, dict[str, object]] = {}
     jobs = [(s, k) for s in range(n_subjects) for k in range(1, nights + 1)]
     for subject, night in tqdm(
@@ -224,6 +262,8 @@ def write_synthetic_cohort(
         paths.append(write_psg_edf(out / psg_name, channels, start, data_record_s=30.0))
         factors[psg_name] = night_variation.to_dict()
         paths.append(write_hypnogram_edf(out / hyp_name, Hypnogram(stages, RK, start=start), start))
+        lights.append([psg_name.removesuffix("-PSG.edf"), *_lights(stages, start, [seed, subject, night, 2])])
+    _write_lights_table(out / LIGHTS_TABLE, lights)
     write_json_atomic(
         out / "synthetic.json",
         {
