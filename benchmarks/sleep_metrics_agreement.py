@@ -11,7 +11,8 @@ latency, WASO and sleep efficiency.
   its own fold's model, so every night of the cohort is staged by a model that never saw its subject.
 
 ``--edf`` is the folder of the cohort's EDF files and ``lights.csv`` (the demo's ``runs/demo/edf``).
-REM latency is reported with each ``--rem-min-epochs`` rule given (1: the AASM's first REM epoch).
+REM latency is reported with each ``--rem-min-epochs`` rule given: 3 (``somna score``'s default for a model's
+hypnogram) and 1 (the AASM's first REM epoch), applied to the scored and the estimated hypnogram alike.
 
 Targets (issue 14): median |error| of SOL ≤ 10 min and none > 30, TST ≤ 15 min, SE ≤ 3 points, WASO ≤ 15
 min, REM latency ≤ 15 min. The nights are synthetic (somna's generator): the numbers say how the metric
@@ -153,7 +154,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=None, help="a holdout run folder (its test nights)")
     parser.add_argument("--cv", type=Path, default=None, help="a cross-validation run folder")
     parser.add_argument("--edf", type=Path, required=True, help="the cohort's EDF files and lights.csv")
-    parser.add_argument("--rem-min-epochs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rem-min-epochs", type=int, nargs="+", default=[3, 1])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.run is None and args.cv is None:

@@ -181,3 +181,74 @@ def test_download_st_translates_subjects(tmp_path, monkeypatch):
         ("ST7011", "ST7011JP-Hypnogram.edf"),
         ("ST7022", "ST7022JM-Hypnogram.edf"),
     ]
+
+
+# --- PhysioNet's subject tables: lights off of each night -----------------------------------------
+
+
+def _subject_table(path: Path, rows: list[list[object]], header: list[str]) -> bytes:
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Sheet1")
+    for c, text in enumerate(header):
+        sheet.write(0, c, text)
+    for r, row in enumerate(rows, start=1):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    book.save(str(path))
+    return path.read_bytes()
+
+
+def _fetcher(files: dict[str, bytes], sums: dict[str, str]):
+    from somna.io.sleepedf import PHYSIONET_SLEEP_EDF
+
+    text = "".join(f"{digest} {name}\n" for name, digest in sums.items()).encode()
+    served = {PHYSIONET_SLEEP_EDF + "SHA256SUMS.txt": text}
+    served.update({PHYSIONET_SLEEP_EDF + name: data for name, data in files.items()})
+    return lambda url: served[url]
+
+
+def test_subject_tables_become_a_lights_table_checked_against_physionet_checksums(tmp_path):
+    import hashlib
+
+    from somna.io.lights import parse_lights_time, read_lights_table, table_lights
+    from somna.io.sleepedf import download_lights_table
+
+    sc = _subject_table(
+        tmp_path / "sc.xls",
+        [[0, 1, 33, 1, 22 / 24 + 44 / 1440], [0, 2, 33, 1, 23.5 / 24], [1, 1, 54, 2, 0.5 / 24]],
+        ["subject", "night", "age", "sex (F=1)", "LightsOff"],
+    )
+    st = _subject_table(
+        tmp_path / "st.xls",
+        [[1, 60, 1, 1, 23 / 24, 2, 23.25 / 24]],
+        ["Nr", "Age", "M1/F2", "night nr", "lights off", "night nr", "lights off"],
+    )
+    sums = {
+        name: hashlib.sha256(data).hexdigest()
+        for name, data in (("SC-subjects.xls", sc), ("ST-subjects.xls", st))
+    }
+    folder = tmp_path / "physionet-sleep-data"
+    folder.mkdir()
+    table = download_lights_table("sc", folder, _fetcher({"SC-subjects.xls": sc}, sums))
+    download_lights_table("st", folder, _fetcher({"ST-subjects.xls": st}, sums))  # merged into the same table
+    rows = read_lights_table(table)
+    assert rows["SC4001"] == ("22:44:00", None) and rows["SC4002"] == ("23:30:00", None)
+    assert rows["SC4011"] == ("00:30:00", None) and rows["ST7011"] == ("23:00:00", None)
+    assert rows["ST7012"] == ("23:15:00", None)
+    from datetime import datetime
+
+    off = table_lights(rows, "SC4011E0-PSG.edf")[0]
+    assert parse_lights_time(off, datetime(1989, 4, 24, 16, 13)) == (8 * 3600 + 17 * 60)  # after midnight
+    tampered = _fetcher({"SC-subjects.xls": sc + b"x"}, sums)
+    with pytest.raises(SomnaError, match="does not match its SHA-256"):
+        download_lights_table("sc", folder, tampered)
+    with pytest.raises(SomnaError, match="lists no checksum"):
+        download_lights_table("sc", folder, _fetcher({"SC-subjects.xls": sc}, {}))
+
+    def offline(url: str) -> bytes:
+        raise OSError("network unreachable")
+
+    with pytest.raises(SomnaError, match=r"cannot fetch SC-subjects\.xls"):
+        download_lights_table("sc", folder, offline)

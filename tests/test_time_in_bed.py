@@ -177,8 +177,16 @@ def test_a_psg_with_lights_annotations_carries_them(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_scoring_takes_lights_from_each_source_and_says_which(tiny_trained_run, tmp_path: Path) -> None:
+    import shutil
+
     run, psg, hypnogram = tiny_trained_run
     stager = load_stager(run)
+    beside = score_psg(psg, stager, reference=hypnogram)  # the synthetic cohort's lights.csv is beside it
+    assert beside.metrics["time_in_bed"]["lights_off_source"] == "table"
+    assert beside.metrics["time_in_bed"]["lights_off_detail"] == "lights.csv beside the PSG"
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    psg, hypnogram = (Path(shutil.copy(f, alone)) for f in (psg, hypnogram))
     estimated = score_psg(psg, stager, reference=hypnogram)
     tib = estimated.metrics["time_in_bed"]
     assert tib["lights_off_source"] == "estimated" and estimated.hypnogram.lights_off_s == tib["lights_off_s"]
@@ -234,3 +242,60 @@ def test_synthetic_nights_come_with_a_lights_table_before_their_persistent_sleep
         metrics = sleep_metrics(scored, lights_off_s=off, lights_on_s=on)
         assert 2 <= metrics["persistent_sleep_latency_min"] <= 60
         assert metrics["sleep_efficiency_pct"] > 50 and 0 < off < on <= scored.duration_s
+
+
+def test_prepare_records_each_nights_lights_and_the_evaluation_uses_them(
+    small_cohort, tmp_path: Path
+) -> None:
+    import shutil
+    from datetime import datetime
+
+    from somna.data.cohort import prepare_cohort
+    from somna.training.experiment import RunPredictions, night_metric_agreement
+
+    edf = Path(small_cohort.entries[0].psg).parent
+    table = read_lights_table(edf / "lights.csv")
+    for entry in small_cohort.entries:  # the folder's own lights.csv, read by default
+        start = datetime.fromisoformat(entry.start)
+        assert entry.lights_source == "lights.csv"
+        assert entry.lights_off_s == parse_lights_time(table_lights(table, entry.psg)[0], start)
+    other = tmp_path / "other.csv"
+    first = small_cohort.entries[0]
+    other.write_text(
+        f"record,lights_off,lights_on\n{Path(first.psg).name[:6]},,{first.lights_on_s - 600:g}\n"
+    )
+    cache = Path(shutil.copytree(small_cohort.root, tmp_path / "cache"))  # the shared cohort stays as it is
+    again = prepare_cohort(edf, cache, workers=1, progress=False, lights=other)  # nothing is redone
+    entry = next(e for e in again.entries if e.record == first.record)
+    assert entry.lights_source == "other.csv" and entry.lights_on_s == first.lights_on_s - 600
+    assert entry.lights_off_s is None  # the table has none, and the synthetic files no annotation
+    # the run's evaluation takes the night's metrics between its lights off and on
+    night = again.night(first.record)
+    stages = night["stage"].astype(np.int64)
+    payload = {"cohort": str(again.root)}
+    run = RunPredictions(
+        payload,
+        AASM,
+        stages,
+        stages,
+        np.array(["s"] * stages.size),
+        np.array([first.record] * stages.size),
+        [],
+    )
+    agreement = night_metric_agreement(run)
+    on_rel = entry.lights_on_s - entry.first_epoch * 30.0
+    expected = sleep_metrics(
+        Hypnogram(stages, AASM), lights_on_s=on_rel if on_rel < stages.size * 30 else None
+    )
+    assert agreement["tst_min"]["mean_scored"] == pytest.approx(expected["tst_min"])
+
+
+def test_a_staged_hypnogram_takes_rem_latency_to_the_first_rem_episode_of_three_epochs() -> None:
+    night = _night(("W", 10), ("N1", 2), ("REM", 1), ("N2", 40), ("REM", 2), ("N2", 10), ("REM", 5))
+    proba = np.full((len(night), AASM.n_classes), 0.2, dtype=np.float32)
+    staged = Hypnogram(night.stages, AASM, proba=proba)
+    assert night.sleep_metrics()["rem_latency_min"] == 1.0  # scored: the AASM's first REM epoch
+    assert staged.sleep_metrics()["rem_latency_min"] == 27.5  # staged: the first 3-epoch REM episode
+    assert staged.sleep_metrics(rem_min_epochs=1)["rem_latency_min"] == 1.0
+    text = format_metrics_table(staged.sleep_metrics())
+    assert "REM latency (from sleep onset, first REM ≥ 3 epochs)" in text

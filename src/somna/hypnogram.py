@@ -186,10 +186,14 @@ class Hypnogram:
     def sleep_metrics(self, **options: Any) -> dict[str, Any]:
         """Sleep metrics of this night (:func:`somna.evaluation.sleep_metrics.sleep_metrics`, whose
         docstring defines each one); ``options`` are passed on (e.g. ``lights_off_s=...``,
-        ``rem_min_epochs=2``). A staged hypnogram's metrics also say where its time in bed came from
-        (``"time_in_bed"``), unless ``options`` set lights of their own."""
-        from somna.evaluation.sleep_metrics import sleep_metrics
+        ``rem_min_epochs=1``). A staged hypnogram (one with :attr:`proba`) takes its REM latency to the
+        first REM episode of 3 epochs unless told otherwise
+        (:data:`~somna.evaluation.sleep_metrics.STAGED_REM_MIN_EPOCHS`), and its metrics also say where
+        its time in bed came from (``"time_in_bed"``), unless ``options`` set lights of their own."""
+        from somna.evaluation.sleep_metrics import STAGED_REM_MIN_EPOCHS, sleep_metrics
 
+        if self.proba is not None:
+            options.setdefault("rem_min_epochs", STAGED_REM_MIN_EPOCHS)
         metrics = sleep_metrics(self, **options)
         tib = self.info.get("time_in_bed")
         own_lights = options.get("lights_off_s") is not None or options.get("lights_on_s") is not None

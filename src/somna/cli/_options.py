@@ -68,7 +68,7 @@ def add_channel_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_lights_arguments(p: argparse.ArgumentParser, table: bool = True) -> None:
+def add_lights_arguments(p: argparse.ArgumentParser, table: bool = True, rem_min_epochs: int = 3) -> None:
     """``--lights-off/--lights-on`` (and ``--lights`` TABLE) and ``--rem-min-epochs``: how a night's
     time in bed and REM latency are taken (:mod:`somna.io.lights`, :mod:`somna.evaluation.sleep_metrics`)."""
     when = "clock time (22:30, 22:30:15; after midnight understood) or seconds from the recording's start"
@@ -82,15 +82,17 @@ def add_lights_arguments(p: argparse.ArgumentParser, table: bool = True) -> None
             metavar="TABLE",
             help="lights table, CSV with columns record,lights_off,lights_on (record: the PSG's file name, "
             "its name without -PSG.edf, or its Sleep-EDF night such as SC4001); `somna download` and "
-            "`somna synth` write one. Without lights from an option, the table or the file's annotations, "
-            "time in bed is estimated from the night's likely sleep window (and said so)",
+            "`somna synth` write one beside the files, and a lights.csv beside a PSG is used when no table "
+            "is given. Without lights from an option, a table or the file's annotations, time in bed is "
+            "estimated from the night's likely sleep window (and said so)",
         )
     p.add_argument(
         "--rem-min-epochs",
         type=positive_int,
-        default=1,
+        default=rem_min_epochs,
         help="REM latency ends at the first REM episode of at least this many epochs (1: the AASM's "
-        "first REM epoch; 2 or more passes over isolated REM epochs)",
+        "first REM epoch; 3, for a model's hypnogram, passes over the isolated REM epochs models put in "
+        "N1)",
     )
 
 

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("hypnogram", type=Path, help="hypnogram file")
-    add_lights_arguments(p)
+    add_lights_arguments(p, rem_min_epochs=1)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 

@@ -34,6 +34,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="minutes of wake kept around the sleep period (overrides the config; negative keeps whole "
         "recordings)",
     )
+    p.add_argument(
+        "--lights",
+        type=Path,
+        default=None,
+        metavar="TABLE",
+        help="lights table (CSV: record,lights_off,lights_on) recorded with each night for its evaluation's "
+        "sleep metrics (default: EDF_FOLDER/lights.csv when there, as `somna download` and `somna synth` "
+        "write it)",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,6 +56,10 @@ def run(args: argparse.Namespace) -> None:
     if args.keep_wake is not None:
         trim = None if args.keep_wake < 0 else args.keep_wake
         config = replace(config, preprocess=replace(config.preprocess, trim_wake_min=trim))
-    cohort = prepare_cohort(args.edf_folder, args.cache, config=config, workers=args.workers)
+    cohort = prepare_cohort(
+        args.edf_folder, args.cache, config=config, workers=args.workers, lights=args.lights
+    )
     print(f"{cohort!r}")
+    with_lights = sum(e.lights_off_s is not None for e in cohort.entries)
+    print(f"{with_lights} of {len(cohort.entries)} night(s) have a lights-off time")
     print(cohort.format_stage_table())

@@ -60,7 +60,13 @@ def _config_key(config: CohortConfig) -> str:
 
 @dataclass(frozen=True)
 class CohortEntry:
-    """Manifest entry of one cached recording."""
+    """Manifest entry of one cached recording.
+
+    ``start`` is the recording's start (ISO); ``lights_off_s``/``lights_on_s`` its lights off and on in
+    seconds from that start (``None`` when unknown) and ``lights_source`` where they came from: a lights
+    table given to :func:`prepare_cohort`, else the PSG's or the hypnogram's annotations. The cached
+    epochs begin at ``first_epoch`` of the recording.
+    """
 
     record: str
     subject_id: str
@@ -73,6 +79,10 @@ class CohortEntry:
     sha256: str
     psg: str
     hypnogram: str
+    start: str | None = None
+    lights_off_s: float | None = None
+    lights_on_s: float | None = None
+    lights_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -100,6 +110,11 @@ def _prepare_one(job: tuple[str, str, CohortConfig, str]) -> dict[str, Any]:
     recording = read_psg(psg, channels=config.channels, modalities=tuple(config.channels))
     hyp = align_hypnogram(read_hypnogram(hypnogram), recording)
     night = preprocess_night(recording, hyp, config.preprocess, modalities=tuple(config.channels))
+    night_start = recording.start
+    night_lights = [
+        ((recording.lights_off_s, recording.lights_on_s), "the PSG's annotations"),
+        ((hyp.lights_off_s, hyp.lights_on_s), "the hypnogram's annotations"),
+    ]
     del recording
     rows = _night_to_array(night, epoch_dtype(config))
     npy = Path(out_dir) / f"{night.record}.npy"
@@ -116,10 +131,38 @@ def _prepare_one(job: tuple[str, str, CohortConfig, str]) -> dict[str, Any]:
         sha256=sha256_file(npy),
         psg=str(Path(psg).resolve()),
         hypnogram=str(Path(hypnogram).resolve()),
+        start=night_start.isoformat(),
+        **_annotated_lights(night_lights),
     )
     data = {**entry.to_dict(), "config_key": _config_key(config), "format": _FORMAT_VERSION}
     write_json_atomic(npy.with_suffix(".json"), data)
     return data
+
+
+def _annotated_lights(sources: list[tuple[tuple[float | None, float | None], str]]) -> dict[str, Any]:
+    """Entry fields of the first source that has lights off or on."""
+    for (off, on), name in sources:
+        if off is not None or on is not None:
+            return {"lights_off_s": off, "lights_on_s": on, "lights_source": name}
+    return {}
+
+
+def _apply_lights_table(
+    entry: dict[str, Any], table: dict[str, tuple[str | None, str | None]], name: str
+) -> None:
+    """Lights off/on of a night from a lights table, where the table has it (it wins over annotations)."""
+    from datetime import datetime
+
+    from somna.io.lights import parse_lights_time, table_lights
+
+    row = table_lights(table, entry["psg"])
+    if row is None or entry.get("start") is None:
+        return
+    start = datetime.fromisoformat(entry["start"])
+    for value, key in zip(row, ("lights_off_s", "lights_on_s"), strict=True):
+        if value is not None:
+            entry[key] = parse_lights_time(value, start, f"{key[:-2]} of {entry['record']} in {name}")
+            entry["lights_source"] = name
 
 
 def _save_npy(tmp: Path, rows: np.ndarray) -> None:
@@ -149,6 +192,7 @@ def prepare_cohort(
     config: CohortConfig | None = None,
     workers: int = 2,
     progress: bool = True,
+    lights: str | Path | None = None,
 ) -> Cohort:
     """Turn PSG/hypnogram pairs into a cached cohort; resumable, one night in memory per worker.
 
@@ -165,6 +209,11 @@ def prepare_cohort(
         Parallel processes (1 runs in this process).
     progress : bool
         Show a progress bar.
+    lights : str | Path | None
+        A lights table (:func:`somna.io.lights.read_lights_table`) whose lights off/on the manifest
+        records for each night it names; without one, a folder's own ``lights.csv`` (what ``somna
+        download`` and ``somna synth`` write) is used. Nights it does not name keep the lights of their
+        annotations, if any.
 
     Returns
     -------
@@ -219,6 +268,14 @@ def prepare_cohort(
             failures[psg] = result.reason
         else:
             entries[result["record"]] = result
+    if lights is None and isinstance(source, (str, Path)) and (Path(source) / "lights.csv").is_file():
+        lights = Path(source) / "lights.csv"
+    if lights is not None:
+        from somna.io.lights import read_lights_table
+
+        table = read_lights_table(lights)
+        for entry in entries.values():
+            _apply_lights_table(entry, table, Path(lights).name)
     manifest = {
         "format": _FORMAT_VERSION,
         "somna_version": __version__,
@@ -245,7 +302,8 @@ class Cohort:
         self.root = root
         self.manifest = manifest
         self.entries = [
-            CohortEntry(**{k: e[k] for k in CohortEntry.__dataclass_fields__}) for e in manifest["recordings"]
+            CohortEntry(**{k: e[k] for k in CohortEntry.__dataclass_fields__ if k in e})
+            for e in manifest["recordings"]
         ]
         self._verify = verify
         self._maps: dict[str, np.ndarray] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from somna.errors import HypnogramError
-from somna.evaluation.sleep_metrics import METRIC_LABELS, REM_MIN_EPOCHS, sleep_metrics
+from somna.evaluation.sleep_metrics import METRIC_LABELS, STAGED_REM_MIN_EPOCHS, sleep_metrics
 from somna.hypnogram import Hypnogram
 from somna.inference.stager import Stager
 from somna.io.channels import ChannelSpec
@@ -42,7 +42,8 @@ class ScoreOptions:
     table_name : str
         What the table is called in outputs (its file name).
     rem_min_epochs : int
-        Shortest REM episode that ends the REM latency (:mod:`somna.evaluation.sleep_metrics`).
+        Shortest REM episode that ends the REM latency, in the scored and the estimated hypnogram alike
+        (default 3: :data:`~somna.evaluation.sleep_metrics.STAGED_REM_MIN_EPOCHS`; 1 is the AASM's).
     edf_vocabulary : {"aasm", "sleep-edf"} | None
         Stage strings of ``hypnogram.edf`` (:meth:`somna.hypnogram.Hypnogram.to_edf`; ``None``: the
         label set's own, ``Sleep stage N1`` … for AASM).
@@ -52,7 +53,7 @@ class ScoreOptions:
     lights_on: str | float | None = None
     table: dict[str, tuple[str | None, str | None]] | None = None
     table_name: str = "lights table"
-    rem_min_epochs: int = REM_MIN_EPOCHS
+    rem_min_epochs: int = STAGED_REM_MIN_EPOCHS
     edf_vocabulary: str | None = None
 
 
@@ -125,8 +126,9 @@ def score_psg(
     -------
     ScoredNight
         The estimated and the scored metrics share one time in bed, from the best source available
-        (:func:`somna.io.lights.resolve_time_in_bed`: these options, the table, the PSG's or the
-        reference's annotations, else the likely sleep window), and both say where it came from.
+        (:func:`somna.io.lights.resolve_time_in_bed`: these options, the table (by default a
+        ``lights.csv`` beside the PSG, as ``somna download`` and ``somna synth`` write), the PSG's or
+        the reference's annotations, else the likely sleep window), and both say where it came from.
 
     Raises
     ------
@@ -136,7 +138,7 @@ def score_psg(
         shorter than one epoch).
     """
     from somna.io.edf import read_psg
-    from somna.io.lights import resolve_time_in_bed, table_lights
+    from somna.io.lights import read_lights_table, resolve_time_in_bed, table_lights
 
     options = options or ScoreOptions()
     psg = Path(psg)
@@ -153,13 +155,17 @@ def score_psg(
         ref = _reference_in(ref, stager.label_set, reference)
         annotations.append(((ref.lights_off_s, ref.lights_on_s), f"the annotations of {reference.name}"))
     first, stop = hypnogram.info["night_window_epochs"]
-    row = None if options.table is None else table_lights(options.table, psg)
+    table, table_name = options.table, options.table_name
+    beside = psg.parent / "lights.csv"  # what `somna download` and `somna synth` write beside the files
+    if table is None and beside.is_file():
+        table, table_name = read_lights_table(beside), f"{beside.name} beside the PSG"
+    row = None if table is None else table_lights(table, psg)
     tib = resolve_time_in_bed(
         hypnogram.duration_s,
         hypnogram.start,
         (first * hypnogram.epoch_s, stop * hypnogram.epoch_s),
         options=(options.lights_off, options.lights_on),
-        table=None if row is None else (row, options.table_name),
+        table=None if row is None else (row, table_name),
         annotations=annotations,
     )
     hypnogram = replace(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -368,3 +368,114 @@ def _download_st(subjects: list[int], nights: list[int], path: str | Path | None
         subjects=[mne_index[s] for s in fetch], path=None if path is None else str(path)
     )
     return [p for p in _pairs_from_fetcher(fetched) if p.id.night in nights]
+
+
+PHYSIONET_SLEEP_EDF = "https://physionet.org/files/sleep-edfx/1.0.0/"
+"""Where PhysioNet serves Sleep-EDF Expanded."""
+SUBJECT_TABLES = {"sc": "SC-subjects.xls", "st": "ST-subjects.xls"}
+"""PhysioNet's subject tables, which hold each night's lights-off time (no lights-on time)."""
+LIGHTS_TABLE = "lights.csv"
+
+
+def _fetch(url: str) -> bytes:
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=120) as response:
+        return response.read()
+
+
+def lights_from_subject_table(path: str | Path, study: Literal["sc", "st"]) -> dict[str, str]:
+    """Lights off of every night in a Sleep-EDF subject table, by Sleep-EDF night (``SC4001``, ``ST7011``).
+
+    ``SC-subjects.xls`` has a row per night (subject, night, age, sex, lights off);
+    ``ST-subjects.xls`` a row per subject (number, age, sex, placebo night and its lights off,
+    temazepam night and its lights off). Times are Excel fractions of a day; rows whose first cell is
+    not a number (headers) are skipped.
+
+    Raises
+    ------
+    SomnaError
+        For a file that is not such a table.
+    """
+    import xlrd
+
+    path = Path(path)
+    try:
+        sheet = xlrd.open_workbook(path).sheet_by_index(0)
+    except Exception as err:  # xlrd raises its own XLRDError and others for a file it cannot parse
+        raise SomnaError(f"cannot read the Sleep-EDF subject table: {err}", path) from None
+
+    def clock(value: object) -> str:
+        seconds = round((float(value) % 1.0) * 86400) % 86400
+        return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+    lights: dict[str, str] = {}
+    columns = ((1, 4),) if study == "sc" else ((3, 4), (5, 6))
+    for r in range(sheet.nrows):
+        row = sheet.row_values(r)
+        if not row or not isinstance(row[0], float):
+            continue
+        try:
+            for night_col, time_col in columns:
+                night = int(row[night_col])
+                prefix = "SC4" if study == "sc" else "ST7"
+                lights[f"{prefix}{int(row[0]):02d}{night}"] = clock(row[time_col])
+        except (IndexError, ValueError, TypeError):
+            raise SomnaError(f"row {r + 1} is not a {study.upper()} subject-table row: {row}", path) from None
+    if not lights:
+        raise SomnaError(f"holds no {study.upper()} night", path)
+    return lights
+
+
+def download_lights_table(
+    study: Literal["sc", "st"], folder: str | Path, fetch: Callable[[str], bytes] = _fetch
+) -> Path:
+    """Fetch PhysioNet's subject table of a study, check it against PhysioNet's ``SHA256SUMS.txt``, and
+    write its lights-off times into ``folder/lights.csv`` (merged with the other study's, if there).
+
+    Sleep-EDF publishes lights off only: lights on is left empty (somna estimates it, and says so).
+
+    Returns
+    -------
+    Path
+        The lights table.
+
+    Raises
+    ------
+    SomnaError
+        If PhysioNet cannot be reached, lists no checksum for the table, or the file does not match it.
+    """
+    import hashlib
+
+    from somna.io.lights import read_lights_table
+    from somna.storage import atomic_write
+
+    folder = Path(folder)
+    name = SUBJECT_TABLES[study]
+    try:
+        sums = fetch(PHYSIONET_SLEEP_EDF + "SHA256SUMS.txt").decode("utf-8", "replace")
+        data = fetch(PHYSIONET_SLEEP_EDF + name)
+    except OSError as err:
+        raise SomnaError(f"cannot fetch {name} from PhysioNet: {err}") from None
+    expected = {
+        parts[1].lstrip("*"): parts[0].lower()
+        for parts in (line.split() for line in sums.splitlines())
+        if len(parts) == 2
+    }.get(name)
+    if expected is None:
+        raise SomnaError(f"PhysioNet's SHA256SUMS.txt lists no checksum for {name}")
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise SomnaError(f"{name} from PhysioNet does not match its SHA-256 checksum; not used")
+    xls = atomic_write(folder / name, lambda tmp: tmp.write_bytes(data))
+    rows = {record: (off, None) for record, off in lights_from_subject_table(xls, study).items()}
+    table = folder / LIGHTS_TABLE
+    if table.is_file():
+        rows = {**read_lights_table(table), **rows}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(["record", "lights_off", "lights_on"])
+            writer.writerows([record, off or "", on or ""] for record, (off, on) in sorted(rows.items()))
+
+    return atomic_write(table, write)

@@ -25,7 +25,7 @@ from somna.evaluation.agreement import epoch_agreement, per_subject_agreement
 from somna.evaluation.human_ceiling import dreem_inter_scorer_agreement, format_human_ceiling
 from somna.evaluation.metric_agreement import metric_agreement
 from somna.evaluation.sleep_metrics import METRIC_LABELS, sleep_metrics
-from somna.hypnogram import Hypnogram
+from somna.hypnogram import EPOCH_SECONDS, Hypnogram
 from somna.models.checkpoint import load_run
 from somna.models.predict import predict_members
 from somna.models.torch_model import TorchStageModel
@@ -297,20 +297,44 @@ AGREEMENT_METRICS = ("tst_min", "sleep_efficiency_pct", "sleep_latency_min", "re
 """Sleep metrics whose scored and estimated values are compared per test night."""
 
 
+def _cached_lights(run: RunPredictions) -> dict[str, tuple[float | None, float | None]]:
+    """Per record, lights off/on in seconds from the first cached epoch, where the cohort knows them."""
+    try:
+        manifest = json.loads((Path(run.payload["cohort"]) / "manifest.json").read_text())
+    except (OSError, ValueError, KeyError):
+        return {}
+    lights = {}
+    for entry in manifest.get("recordings", []):
+        if entry.get("lights_off_s") is None and entry.get("lights_on_s") is None:
+            continue
+        shift = entry["first_epoch"] * EPOCH_SECONDS
+        lights[entry["record"]] = tuple(
+            None if entry.get(key) is None else entry[key] - shift for key in ("lights_off_s", "lights_on_s")
+        )
+    return lights
+
+
 def night_metric_agreement(run: RunPredictions, figure: Path | None = None) -> dict[str, Any] | None:
     """Scored vs estimated sleep metrics over the test nights of a run (bias, MAE, limits of agreement).
 
     Each test night's metrics are computed on the span the model staged (the sleep period ± the wake
-    margin kept by preprocessing), from the scored and from the predicted hypnogram alike. ``None`` for
-    label sets without wake (NREM/REM).
+    margin kept by preprocessing), from the scored and from the predicted hypnogram alike, and within
+    it between the night's lights off and on where the cohort records them (``prepare --lights``).
+    ``None`` for label sets without wake (NREM/REM).
     """
     if "W" not in run.label_set.labels:
         return None
+    lights = _cached_lights(run)
     scored, estimated = [], []
     for record in np.unique(run.records):
         rows = run.records == record
-        scored.append(sleep_metrics(Hypnogram(run.y_true[rows], run.label_set)))
-        estimated.append(sleep_metrics(Hypnogram(run.y_pred[rows], run.label_set)))
+        off, on = lights.get(str(record), (None, None))
+        n = int(rows.sum())
+        # lights outside the cached span leave that end of it as it is
+        off = None if off is None or off <= 0 or off >= n * EPOCH_SECONDS else off
+        on = None if on is None or on >= n * EPOCH_SECONDS or (off is not None and on <= off) else on
+        scored.append(sleep_metrics(Hypnogram(run.y_true[rows], run.label_set), off, on))
+        estimated.append(sleep_metrics(Hypnogram(run.y_pred[rows], run.label_set), off, on))
     metrics = [m for m in AGREEMENT_METRICS if any(s.get(m) is not None for s in scored)]
     if figure is not None:
         save_figure(plot_bland_altman(scored, estimated, metrics), figure, dpi=110)
