@@ -64,6 +64,7 @@ _WAKE = "W"
 _REM = "REM"
 _LIGHTS_COLOUR = "#444444"
 _OUTSIDE_BED = "#ececec"  # the recording outside time in bed
+_OUTSIDE_SHOWN_S = 1800.0  # how much of it a hypnogram shows either side of time in bed
 _REFERENCE_LINE = "#555555"
 _ESTIMATE_LINE = "#1a1a1a"
 _TICK_STEPS_MIN = (5, 10, 15, 30, 60, 120, 180, 240, 360)
@@ -254,7 +255,8 @@ def plot_hypnogram(hypnogram: Hypnogram, reference: Hypnogram | None = None, ax:
 
     Time of night runs along x (clock time when ``hypnogram.start`` is known, else hours from the
     start); stages along y, top to bottom W, REM, then NREM from light to deep. REM is drawn as a thick
-    red bar, unscored epochs as gaps (lightly shaded), lights off / on as dashed vertical lines.
+    red bar, unscored epochs as gaps (lightly shaded), lights off / on as dashed vertical lines. When the
+    hypnogram knows both, the panel spans time in bed and half an hour either side, greyed.
 
     Parameters
     ----------
@@ -288,6 +290,10 @@ def plot_hypnogram(hypnogram: Hypnogram, reference: Hypnogram | None = None, ax:
         _style_stage_axis(ax, night.label_set, f"{title} ({night.label_set.name}, {len(night)} epochs)")
         spans.extend([offset, offset + night.duration_s / 3600.0])
     lo, hi = (min(spans), max(spans)) if spans else (0.0, 1.0)
+    if hypnogram.lights_off_s is not None and hypnogram.lights_on_s is not None:
+        # the night in bed fills the panel; half an hour either side shows what lies outside it (greyed)
+        lo = max(lo, (hypnogram.lights_off_s - _OUTSIDE_SHOWN_S) / 3600.0)
+        hi = min(hi, (hypnogram.lights_on_s + _OUTSIDE_SHOWN_S) / 3600.0)
     if hi <= lo:
         hi = lo + 1.0 / 60.0
     for axis in axes:
