@@ -149,7 +149,8 @@ def test_hypnogram_outputs_round_trip(stager_and_night, tmp_path: Path) -> None:
     back = somna.read_hypnogram(hypnogram.to_edf(tmp_path / "h.edf"))
     assert np.array_equal(back.stages, hypnogram.stages) and back.start == hypnogram.start
     rows = hypnogram.to_csv(tmp_path / "h.csv").read_text().splitlines()
-    assert rows[0] == "epoch,onset_s,date,clock_time,stage,confidence" and len(rows) == len(hypnogram) + 1
+    assert rows[0] == "epoch,onset_s,date,clock_time,stage,confidence,signal_problem"
+    assert len(rows) == len(hypnogram) + 1
     annotations = hypnogram.to_mne_annotations()
     assert isinstance(annotations, mne.Annotations) and len(annotations) == len(hypnogram)
     assert annotations.description[0].startswith("Sleep stage ") and annotations.onset[1] == 30.0

@@ -260,5 +260,9 @@ def test_batch_score_killed_mid_batch_skips_finished_nights_and_redoes_the_rest(
                 "report.html",
             ]
         )
-    assert (half / "hypnogram.csv").read_text().startswith("epoch,onset_s,date,clock_time,stage,confidence\n")
+    assert (
+        (half / "hypnogram.csv")
+        .read_text()
+        .startswith("epoch,onset_s,date,clock_time,stage,confidence,signal_problem\n")
+    )
     assert list(out.rglob("*.tmp")) == []

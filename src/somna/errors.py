@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "BatchInterrupted",
     "CacheError",
     "ChannelError",
     "CheckpointError",
@@ -61,3 +62,17 @@ class CheckpointError(SomnaError):
 
 class LeakageError(SomnaError):
     """A subject appears in more than one of train / validation / test."""
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM stopped :func:`somna.runner.run_nights`; its workers are stopped too.
+
+    Parameters
+    ----------
+    finished, total : int
+        Tasks that had ended (done or failed) when the batch stopped, and all of them.
+    """
+
+    def __init__(self, finished: int, total: int) -> None:
+        self.finished, self.total = finished, total
+        super().__init__(f"stopped after {finished} of {total} night(s) had finished")

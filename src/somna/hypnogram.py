@@ -63,6 +63,9 @@ class Hypnogram:
         Stage probabilities of a predicted hypnogram, in ``label_set`` order (each row sums to 1).
     info : dict
         Provenance of a predicted hypnogram (model, backend, channels, ...).
+    signal_notes : list of str | None
+        Per epoch of a predicted hypnogram, what was wrong with its signals (``"flat EEG Fpz-Cz"``;
+        ``""`` when nothing was): :mod:`somna.preprocess.signal_quality`.
 
     Examples
     --------
@@ -88,6 +91,7 @@ class Hypnogram:
     events: list[tuple[float, str]] = field(default_factory=list)
     proba: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    signal_notes: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.stages = np.asarray(self.stages, dtype=np.int8)
@@ -179,6 +183,7 @@ class Hypnogram:
             lights_on_s=_shift(self.lights_on_s),
             events=[(t - shift, text) for t, text in self.events],
             proba=None if self.proba is None else self.proba[first_epoch:stop_epoch].copy(),
+            signal_notes=None if self.signal_notes is None else self.signal_notes[first_epoch:stop_epoch],
         )
 
     # --- what follows from a hypnogram ---------------------------------------------------------------
@@ -274,7 +279,9 @@ class Hypnogram:
 
         Columns: epoch, onset_s, date and clock_time (empty when :attr:`start` is unknown), stage, and
         with :attr:`proba` the confidence (probability of the chosen stage) and, with
-        ``probabilities``, one ``p_<stage>`` column per stage.
+        ``probabilities``, one ``p_<stage>`` column per stage; last, for a hypnogram staged from signals
+        (:attr:`signal_notes`), ``signal_problem``: what was wrong with the epoch's signals, empty when
+        nothing was.
         """
         from somna.storage import atomic_write
 
@@ -285,6 +292,9 @@ class Hypnogram:
             header.append("confidence")
             if probabilities:
                 header += [f"p_{label}" for label in self.label_set.labels]
+        notes = self.signal_notes
+        if notes is not None:
+            header.append("signal_problem")
         rows = []
         for i, (onset, label) in enumerate(zip(self.onsets_s(), self.labels, strict=True)):
             when = ["", ""] if clock is None else [clock[i].date().isoformat(), clock[i].strftime("%H:%M:%S")]
@@ -293,6 +303,8 @@ class Hypnogram:
                 row.append(f"{confidence[i]:.4f}")
                 if probabilities and self.proba is not None:
                     row += [f"{p:.4f}" for p in self.proba[i]]
+            if notes is not None:
+                row.append(notes[i] if i < len(notes) else "")
             rows.append(row)
 
         def write(tmp: Path) -> None:

@@ -7,6 +7,7 @@ Modules import only argparse at load time; each command imports what it needs wh
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from somna.cli import (
     stream,
     synth,
 )
-from somna.errors import SomnaError
+from somna.errors import BatchInterrupted, SomnaError
 
 __all__ = ["build_parser", "main"]
 
@@ -47,20 +48,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _printable_streams() -> None:
+    """File names that are not valid text (bytes from another encoding) print escaped, not as an error."""
+    for output in (sys.stdout, sys.stderr):
+        reconfigure = getattr(output, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def _os_error_message(err: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, and what to do."""
+    where = f"{err.filename}: " if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return f"{where}the disk is full; free space and run the same command again (finished work is kept)"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where}not allowed to write or read here ({err.strerror})"
+    return f"{where}{err.strerror or err}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``somna`` console command.
 
     Returns
     -------
     int
-        Exit status: 0 on success, 2 for a somna error (printed as one line), 130 when interrupted.
+        Exit status: 0 on success, 2 for a somna error or a failed operation (printed as one line),
+        130 when interrupted, 141 when the reader of the output went away, 70 for an internal error
+        (printed as one line naming the error; ``SOMNA_DEBUG=1`` shows the traceback).
     """
+    _printable_streams()
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except SomnaError as err:
         print(f"somna: error: {err}", file=sys.stderr)
         return 2
+    except BatchInterrupted as err:
+        print(
+            f"somna: interrupted: {err.finished} of {err.total} night(s) had finished and are kept; run the "
+            "same command again to do the rest",
+            file=sys.stderr,
+        )
+        return 130
     except KeyboardInterrupt:
         print("somna: interrupted", file=sys.stderr)
         return 130
@@ -68,6 +97,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as err:
+        print(f"somna: error: {_os_error_message(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if os.environ.get("SOMNA_DEBUG"):
+            raise
+        print(
+            f"somna: internal error: {type(err).__name__}: {err} (a bug in somna: please report it with the "
+            "command; SOMNA_DEBUG=1 shows where it happened)",
+            file=sys.stderr,
+        )
+        return 70
     return 0
 
 

@@ -124,8 +124,8 @@ def run(args: argparse.Namespace) -> None:
         options=options,
     )
     failed = {psg: text for psg, text in status.items() if text not in (SCORED, SKIPPED)}
-    for text in failed.values():
-        print(f"failed: {text}", file=sys.stderr)
+    for psg, text in failed.items():
+        print(f"failed: {text}" if str(psg) in text else f"failed: {psg}: {text}", file=sys.stderr)
     counts = {s: sum(v == s for v in status.values()) for s in (SCORED, SKIPPED)}
     _print_caveat([night_folder(out, psg) for psg, text in status.items() if text == SCORED])
     print(
@@ -163,7 +163,15 @@ def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None, opti
     unlike = scored.hypnogram.info.get("out_of_distribution")
     if unlike:
         print(f"WARNING: this night lies outside what the model was trained on: {'; '.join(unlike)}")
+    for warning in scored.hypnogram.info.get("warnings", []):
+        print(f"WARNING: {warning}")
     print(format_metrics_table(scored.metrics))
+    for night in scored.metrics.get("nights", []):
+        print(
+            f"  night from {night['start'] or 'epoch ' + str(night['epochs'][0])}: total sleep time "
+            f"{night['tst_min']:.1f} min, sleep efficiency {night['sleep_efficiency_pct']:.1f} % "
+            f"(time in bed estimated)"
+        )
     if scored.agreement is not None:
         a = scored.agreement
         print(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +43,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-s", type=positive_float, default=1.0, help="seconds of signal per pushed chunk")
     add_channel_arguments(p)
     p.add_argument("--threads", type=positive_int, default=1, help="threads (1 gives the lowest latency)")
-    p.add_argument("--out", type=Path, default=None, help="also write the stages and probabilities as CSV")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="also write the stages and probabilities to this CSV file, one line per epoch as it is staged",
+    )
     add_lights_arguments(p, table=False)
     p.set_defaults(func=run)
 
@@ -70,25 +79,22 @@ def run(args: argparse.Namespace) -> None:
     recording = stager.recording(args.psg, eeg=args.eeg, eog=args.eog, emg=args.emg)
     session = stager.stream(recording.sfreq)
     results = replay(recording, session, chunk_s=args.chunk_s, speed=speed)
-    rows, latencies, stages = [], [], []
-    try:
-        for r in results:
-            latencies.append(r.latency_s * 1000)
-            stages.append(r.stage)
-            rows.append(f"{r.index},{r.end_s:.0f},{r.label}," + ",".join(f"{p:.4f}" for p in r.probs))
-            hours, rest = divmod(int(r.end_s), 3600)
-            clock = f"{hours:>3}:{rest // 60:02d}:{rest % 60:02d}"
-            probs = " ".join(f"{p:>6.3f}" for p in r.probs)
-            print(f"{r.index:>6} {clock}  {r.label:<5} {probs}  {latencies[-1]:6.1f} ms")
-    except KeyboardInterrupt:
-        print(f"stopped after {len(rows)} staged epochs")
-    finally:
-        if args.out and rows:
-            from somna.storage import atomic_write
-
-            text = "epoch,end_s,stage," + ",".join(f"p_{s}" for s in labels) + "\n" + "\n".join(rows) + "\n"
-            atomic_write(args.out, lambda tmp: tmp.write_text(text))
-            print(f"{len(rows)} epochs written to {args.out}")
+    latencies: list[float] = []
+    stages: list[int] = []
+    with _live_csv(args.out, labels) as write_row:
+        try:
+            for r in results:
+                latencies.append(r.latency_s * 1000)
+                stages.append(r.stage)
+                write_row(f"{r.index},{r.end_s:.0f},{r.label}," + ",".join(f"{p:.4f}" for p in r.probs))
+                hours, rest = divmod(int(r.end_s), 3600)
+                clock = f"{hours:>3}:{rest // 60:02d}:{rest % 60:02d}"
+                probs = " ".join(f"{p:>6.3f}" for p in r.probs)
+                _say(f"{r.index:>6} {clock}  {r.label:<5} {probs}  {latencies[-1]:6.1f} ms")
+        except KeyboardInterrupt:
+            print(f"stopped by Ctrl-C after {len(stages)} staged epochs (a stream cannot be resumed)")
+    if args.out is not None:
+        print(f"{len(stages)} epochs written to {args.out}")
     if not latencies:
         raise SomnaError("the recording is shorter than one 30-s epoch", args.psg)
     unlike = session.out_of_distribution()
@@ -99,6 +105,34 @@ def run(args: argparse.Namespace) -> None:
         f"max {max(latencies):.1f} ms"
     )
     print(_stream_metrics(args, stager, recording, stages))
+
+
+def _say(line: str) -> None:
+    """Print a line; when the reader has gone (``somna stream ... | head``), go on without printing, so
+    that the stream and its CSV still run to the end."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def _live_csv(path: Path | None, labels: tuple[str, ...]) -> Iterator[Callable[[str], None]]:
+    """A CSV written as the stream goes (each staged epoch a flushed line), so that Ctrl-C, a closed
+    pipe or a crash loses nothing already staged; without a path, rows go nowhere."""
+    if path is None:
+        yield lambda row: None
+        return
+    from somna.errors import SomnaError
+
+    try:
+        out = open(path, "w", encoding="utf-8", buffering=1)
+    except OSError as err:
+        raise SomnaError(f"cannot write the CSV: {err.strerror or err}", path) from None
+    with out:
+        out.write("epoch,end_s,stage," + ",".join(f"p_{s}" for s in labels) + "\n")
+        yield lambda row: out.write(row + "\n")
 
 
 def _stream_metrics(args: argparse.Namespace, stager: Any, recording: Any, stages: list[int]) -> str:

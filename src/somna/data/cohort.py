@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +134,23 @@ def _prepare_one(job: tuple[str, str, CohortConfig, str]) -> dict[str, Any]:
         start=night_start.isoformat(),
         **_annotated_lights(night_lights),
     )
-    data = {**entry.to_dict(), "config_key": _config_key(config), "format": _FORMAT_VERSION}
+    data = {
+        **entry.to_dict(),
+        "config_key": _config_key(config),
+        "format": _FORMAT_VERSION,
+        "sources": _source_state(psg, hypnogram),
+    }
     write_json_atomic(npy.with_suffix(".json"), data)
     return data
+
+
+def _source_state(psg: str | Path, hypnogram: str | Path) -> dict[str, list[Any]]:
+    """Path, size and modification time of a night's two input files: what a resume compares."""
+    state = {}
+    for role, path in (("psg", psg), ("hypnogram", hypnogram)):
+        stat = Path(path).stat()
+        state[role] = [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
+    return state
 
 
 def _annotated_lights(sources: list[tuple[tuple[float | None, float | None], str]]) -> dict[str, Any]:
@@ -170,19 +184,25 @@ def _save_npy(tmp: Path, rows: np.ndarray) -> None:
         np.save(fh, rows, allow_pickle=False)
 
 
-def _completed_entry(rec_dir: Path, psg: str, config: CohortConfig) -> dict[str, Any] | None:
-    """Entry of a night already cached with the same config and source, else None."""
+def _completed_entry(rec_dir: Path, psg: str, hypnogram: str, config: CohortConfig) -> dict[str, Any] | None:
+    """Entry of a night already cached from the same, unchanged files with the same config, whose cached
+    epochs still pass their checksum; else None (the night is prepared again)."""
     for meta in rec_dir.glob("*.json"):
         try:
             data = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if data.get("psg") == str(Path(psg).resolve()):
-            npy = meta.with_suffix(".npy")
-            same = data.get("config_key") == _config_key(config) and data.get("format") == _FORMAT_VERSION
-            if same and npy.is_file():
-                return data
-            return None
+        if data.get("psg") != str(Path(psg).resolve()):
+            continue
+        npy = meta.with_suffix(".npy")
+        try:
+            unchanged = data.get("sources") == _source_state(psg, hypnogram)
+        except OSError:
+            return None  # a missing input is the worker's to report
+        same = data.get("config_key") == _config_key(config) and data.get("format") == _FORMAT_VERSION
+        if same and unchanged and npy.is_file() and sha256_file(npy) == data.get("sha256"):
+            return data
+        return None
     return None
 
 
@@ -201,8 +221,10 @@ def prepare_cohort(
     source : path or sequence of (psg, hypnogram)
         A folder of Sleep-EDF files (paired by :func:`somna.io.find_sleep_edf_pairs`) or explicit pairs.
     cache_dir : str | Path
-        Output folder. Nights already cached with the same config are skipped, so an interrupted run
-        resumes; a night whose write was interrupted has no ``.json`` and is redone.
+        Output folder. Nights already cached from the same files (path, size and modification time of
+        the PSG and the hypnogram) with the same config, whose cached epochs pass their SHA-256, are
+        skipped, so an interrupted run resumes; any other night (its write interrupted, a file edited or
+        replaced, a cached file damaged) is prepared again.
     config : CohortConfig | None
         Channels and preprocessing; defaults to Sleep-EDF channels and :class:`PreprocessConfig`.
     workers : int
@@ -248,7 +270,7 @@ def prepare_cohort(
     entries: dict[str, dict[str, Any]] = {}
     todo = []
     for psg, hyp in pairs:
-        done = _completed_entry(rec_dir, psg, config)
+        done = _completed_entry(rec_dir, psg, hyp, config)
         if done is not None:
             entries[done["record"]] = done
         else:
@@ -291,6 +313,10 @@ def prepare_cohort(
     return Cohort.open(cache_dir, verify=False)
 
 
+def _is_required(spec: Any) -> bool:
+    return spec.default is MISSING and spec.default_factory is MISSING
+
+
 class Cohort:
     """A prepared cohort cache opened for reading; each night is a read-only memory map.
 
@@ -331,6 +357,23 @@ class Cohort:
             raise CacheError("no manifest.json: not a prepared cohort (run `somna prepare`)", root) from None
         except json.JSONDecodeError as err:
             raise CacheError(f"manifest.json is corrupt: {err}", root) from None
+        except OSError as err:
+            raise CacheError(f"manifest.json is unreadable: {err.strerror or err}", root) from None
+        required = tuple(f for f, spec in CohortEntry.__dataclass_fields__.items() if _is_required(spec))
+        recordings = manifest.get("recordings") if isinstance(manifest, dict) else None
+        config = manifest.get("config") if isinstance(manifest, dict) else None
+        if not isinstance(recordings, list) or not isinstance(config, dict):
+            raise CacheError("manifest.json lacks its recordings or config: rerun `somna prepare`", root)
+        if not all(isinstance(config.get(key), dict) for key in ("channels", "preprocess")):
+            raise CacheError(
+                "manifest.json: its config lacks channels or preprocess; rerun `somna prepare`", root
+            )
+        for i, entry in enumerate(recordings):
+            missing = [f for f in required if not isinstance(entry, dict) or f not in entry]
+            if missing:
+                raise CacheError(
+                    f"manifest.json: recording {i} lacks {', '.join(missing)}; rerun `somna prepare`", root
+                )
         return cls(root, manifest, verify)
 
     @property

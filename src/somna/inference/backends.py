@@ -176,4 +176,5 @@ def load_stager(path: str | Path, backend: str = "auto", threads: int = 2) -> St
         path = path / ONNX_FOLDER  # a run folder: its own export
     stager = _LOADERS[backend](path, threads)
     stager.name = str(given)  # outputs name the model as the user did, whichever backend runs it
+    stager.info["loaded_from"] = str(path)
     return stager

@@ -8,26 +8,26 @@ result is skipped, and a night that fails is reported while the others go on.
 from __future__ import annotations
 
 import glob
-import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from somna.errors import SomnaError
 from somna.inference.backends import load_stager
+from somna.inference.run_record import folder_record, night_record, record_differences
 from somna.inference.scoring import (
-    COMPLETE_MARKER,
     ScoredNight,
     ScoreOptions,
     score_psg,
-    write_scored_night,
+    write_outputs,
 )
 from somna.inference.stager import Stager
 from somna.io.channels import ChannelSpec
 from somna.io.sleepedf import parse_sleep_edf_name
 from somna.runner import Failure, run_nights
-from somna.storage import writable_folder
+from somna.storage import LOCK_NAME, folder_lock, writable_folder
 
 __all__ = [
     "SCORED",
@@ -104,19 +104,36 @@ def expand_psgs(items: Sequence[str | Path]) -> list[Path]:
     return list(found.values())
 
 
+_UNSAFE = re.compile(r"[^\w.+-]+")
+
+
 def night_folder(out_dir: str | Path, psg: str | Path) -> Path:
-    """Output folder of a PSG in a batch: ``out_dir/<PSG name up to the first dot>``."""
-    return Path(out_dir) / Path(psg).name.split(".")[0]
+    """Output folder of a PSG in a batch: ``out_dir/<PSG name up to the first dot>``.
+
+    The name is made safe for any file name: characters other than letters, digits, ``_ . + -`` (and
+    bytes that are not text) become ``_``, and a name that would be empty or start with a dot
+    (``..edf``, ``.x.edf``) becomes ``_`` plus the name, so that no night writes into ``out_dir`` itself
+    or a hidden folder.
+
+    Examples
+    --------
+    >>> night_folder("scores", "SC4001E0-PSG.edf").as_posix()
+    'scores/SC4001E0-PSG'
+    >>> night_folder("scores", "..edf").as_posix()
+    'scores/_..edf'
+    """
+    name = Path(psg).name
+    stem = name.split(".")[0] or name
+    stem = _UNSAFE.sub("_", stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    stem = stem.replace("\ufffd", "_")
+    if not stem or stem.startswith("."):
+        stem = "_" + stem
+    return Path(out_dir) / stem
 
 
 def night_is_scored(night_dir: str | Path) -> bool:
     """Whether a night's output folder holds a complete result (a readable ``metrics.json``, written last)."""
-    marker = Path(night_dir) / COMPLETE_MARKER
-    try:
-        json.loads(marker.read_text())
-    except (OSError, ValueError):
-        return False
-    return True
+    return folder_record(night_dir) is not None
 
 
 def pair_hypnograms(psgs: Sequence[str | Path], folder: str | Path) -> dict[Path, Path]:
@@ -170,7 +187,13 @@ def score_to_folder(
     report: bool = True,
     options: ScoreOptions | None = None,
 ) -> ScoredNight | None:
-    """Score one PSG into its output folder unless that folder already holds a complete result.
+    """Score one PSG into its output folder unless that folder already holds its complete result.
+
+    The folder is locked from the check to the last write (:func:`somna.storage.folder_lock`): a
+    second writer gets "being written by process N". "Already scored" means the folder's
+    ``metrics.json`` records the same PSG and reference (by checksum), model files, channels and
+    options (:mod:`somna.inference.run_record`); a folder holding any other result is refused unless
+    ``force``, which replaces every output.
 
     Parameters
     ----------
@@ -179,25 +202,73 @@ def score_to_folder(
     night_dir : str | Path
         The night's output folder (see :func:`~somna.inference.scoring.write_scored_night`).
     force : bool
-        Score again even when the folder is complete.
+        Score again even when the folder holds a complete result, its own or another's.
     report : bool
         Write ``report.html``.
 
     Returns
     -------
     ScoredNight | None
-        None when the night was skipped.
+        None when the folder already held this night's result from the same model and options.
 
     Raises
     ------
     SomnaError
-        As :func:`~somna.inference.scoring.score_psg`; a complete earlier result is left as it was.
+        As :func:`~somna.inference.scoring.score_psg`; for a folder being written by another process,
+        or holding another result without ``force``. A complete earlier result is left as it was.
     """
-    if not force and night_is_scored(night_dir):
-        return None
-    scored = score_psg(psg, stager, channels, reference=reference, options=options)
-    write_scored_night(scored, night_dir, report=report)
+    options = options or ScoreOptions()
+    with folder_lock(night_dir) as out:
+        made_from = night_record(psg, stager, channels, reference, options, report)
+        earlier = folder_record(out)
+        if earlier is not None and not force:
+            changes = record_differences(earlier, made_from)
+            if not changes:
+                return None
+            raise SomnaError(
+                f"already holds the results of {', '.join(changes)}; --force replaces them, or choose "
+                "another output folder",
+                out,
+            )
+        try:
+            scored = score_psg(psg, stager, channels, reference=reference, options=options)
+        except BaseException:
+            _remove_if_empty(out)  # a night that failed leaves no empty folder behind
+            raise
+        write_outputs(scored, out, report, made_from)
     return scored
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a night folder that holds nothing but its lock (called while holding that lock)."""
+    try:
+        if {p.name for p in folder.iterdir()} <= {LOCK_NAME}:
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
+
+
+def _holds_this_night(
+    folder: Path,
+    psg: Path,
+    stager: Stager,
+    channels: ChannelSpec | None,
+    references: Mapping[Path, Path],
+    report: bool,
+    options: ScoreOptions | None,
+) -> bool:
+    """Whether a batch can skip a night without starting a worker (the worker checks again, locked)."""
+    earlier = folder_record(folder)
+    if not earlier:
+        return False
+    try:
+        made_from = night_record(
+            psg, stager, channels, references.get(psg), options or ScoreOptions(), report
+        )
+    except OSError:
+        return False  # the worker reports an unreadable file
+    return not record_differences(earlier, made_from)
 
 
 _WORKER: dict[str, Any] = {}
@@ -299,7 +370,7 @@ def score_many(
     status: dict[Path, str] = {}
     todo = []
     for psg in psgs:
-        if not force and night_is_scored(folders[psg]):
+        if not force and _holds_this_night(folders[psg], psg, stager, channels, references, report, options):
             status[psg] = SKIPPED
         else:
             todo.append(psg)

@@ -17,9 +17,16 @@ from somna.hypnogram import Hypnogram
 from somna.inference.stager import Stager
 from somna.io.channels import ChannelSpec
 from somna.stages import AASM, RK, LabelSet
-from somna.storage import folder_lock, write_json_atomic
+from somna.storage import folder_lock, sha256_file, write_json_atomic
 
-__all__ = ["COMPLETE_MARKER", "ScoreOptions", "ScoredNight", "score_psg", "write_scored_night"]
+__all__ = [
+    "COMPLETE_MARKER",
+    "ScoreOptions",
+    "ScoredNight",
+    "score_psg",
+    "write_outputs",
+    "write_scored_night",
+]
 
 COMPLETE_MARKER = "metrics.json"
 """The output file written last (atomically): its presence marks a night's output folder complete."""
@@ -174,9 +181,11 @@ def score_psg(
         lights_on_s=tib.lights_on_s,
         info={**hypnogram.info, "time_in_bed": tib.to_dict()},
     )
-    scored = ScoredNight(
-        psg, hypnogram, hypnogram.sleep_metrics(rem_min_epochs=options.rem_min_epochs), options=options
-    )
+    metrics = hypnogram.sleep_metrics(rem_min_epochs=options.rem_min_epochs)
+    nights = nightly_metrics(hypnogram, options.rem_min_epochs)
+    if nights:
+        metrics["nights"] = nights
+    scored = ScoredNight(psg, hypnogram, metrics, options=options)
     if ref is not None:
         ref = replace(
             ref,
@@ -191,6 +200,30 @@ def score_psg(
         }
         scored.agreement = hypnogram.evaluate(ref)
     return scored
+
+
+def nightly_metrics(hypnogram: Hypnogram, rem_min_epochs: int) -> list[dict[str, Any]]:
+    """One summary per night of a multi-day recording (:func:`somna.preprocess.signal_quality.night_blocks`):
+    each night's sleep metrics with its time in bed estimated from its own staged sleep period (±30 min);
+    empty for a recording of one night.
+    """
+    from somna.io.lights import resolve_time_in_bed, scored_window_s
+    from somna.preprocess.signal_quality import night_blocks
+
+    nights = []
+    for first, stop in night_blocks(len(hypnogram), hypnogram.epoch_s, hypnogram.start):
+        night = replace(hypnogram.crop(first, stop), lights_off_s=None, lights_on_s=None, proba=None)
+        tib = resolve_time_in_bed(night.duration_s, night.start, scored_window_s(night))
+        night = replace(night, lights_off_s=tib.lights_off_s, lights_on_s=tib.lights_on_s)
+        nights.append(
+            {
+                "epochs": [int(first), int(stop)],
+                "start": None if night.start is None else night.start.isoformat(),
+                **night.sleep_metrics(rem_min_epochs=rem_min_epochs),
+                "time_in_bed": tib.to_dict(),
+            }
+        )
+    return nights
 
 
 def write_scored_night(scored: ScoredNight, out_dir: str | Path, report: bool = True) -> dict[str, Path]:
@@ -213,10 +246,20 @@ def write_scored_night(scored: ScoredNight, out_dir: str | Path, report: bool = 
     dict of str to Path
     """
     with folder_lock(out_dir) as out:
-        return _write_outputs(scored, out, report)
+        return write_outputs(scored, out, report)
 
 
-def _write_outputs(scored: ScoredNight, out: Path, report: bool) -> dict[str, Path]:
+def write_outputs(
+    scored: ScoredNight, out: Path, report: bool, made_from: dict[str, Any] | None = None
+) -> dict[str, Path]:
+    """The body of :func:`write_scored_night`, for a caller that already holds the folder's lock.
+
+    ``made_from`` (:func:`somna.inference.run_record.night_record`) is stored in ``metrics.json``
+    with the SHA-256 of every file written; outputs of an earlier run that this one does not write
+    (``hypnogram.edf`` of a 5-class model replaced by a 3-class one, ``report.html``) are removed.
+    """
+    from somna.inference.run_record import OUTPUT_NAMES
+
     (out / COMPLETE_MARKER).unlink(missing_ok=True)
     hyp = scored.hypnogram
     paths = {
@@ -244,6 +287,13 @@ def _write_outputs(scored: ScoredNight, out: Path, report: bool) -> dict[str, Pa
         summary["agreement"] = {k: v for k, v in (scored.agreement or {}).items() if k != "report"}
     if report:
         paths["report"] = _write_report(scored, out / "report.html")
+    written = {path.name for path in paths.values()}
+    for name in OUTPUT_NAMES:
+        if name not in written and name != COMPLETE_MARKER:
+            (out / name).unlink(missing_ok=True)
+    if made_from is not None:
+        summary["made_from"] = made_from
+    summary["outputs"] = {path.name: sha256_file(path) for path in paths.values()}
     paths["metrics"] = write_json_atomic(out / COMPLETE_MARKER, summary)  # last: marks the folder complete
     return paths
 
@@ -262,6 +312,7 @@ def _write_report(scored: ScoredNight, path: Path) -> Path:
             "This night lies outside what the model was trained on, so its stages are less trustworthy than "
             f"the model's validation suggests: {'; '.join(hyp.info['out_of_distribution'])}."
         )
+    notes += [f"Signals: {warning}." for warning in hyp.info.get("warnings", [])]
     notes += [
         f"Each epoch is staged from the {seq_len} epochs ending at it (causal); the first "
         f"{max(seq_len - 1, 0)} epochs of the recording have a context padded with copies of the first "

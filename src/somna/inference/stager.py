@@ -226,10 +226,12 @@ class Stager:
         from somna.data.profile import night_profile, out_of_distribution
         from somna.io.lights import resolve_time_in_bed
         from somna.preprocess.pipeline import preprocess_night
+        from somna.preprocess.signal_quality import assess_signal_quality, length_warnings
         from somna.preprocess.sleep_window import likely_sleep_window
 
         config = replace(self.preprocess, trim_wake_min=None)
         n_epochs = recording.n_epochs(config.epoch_s)
+        quality = assess_signal_quality(recording, config.epoch_s)
         unscored = Hypnogram(np.full(n_epochs, UNSCORED, dtype=np.int8), AASM, config.epoch_s)
         span = likely_sleep_window(
             recording, config.epoch_s, margin_min=self.preprocess.trim_wake_min or 30.0
@@ -268,8 +270,11 @@ class Stager:
                 "mean_confidence": confidence,
                 "out_of_distribution": unlike,
                 "time_in_bed": tib.to_dict(),
+                "signal_quality": quality.to_dict(),
+                "warnings": quality.warnings() + length_warnings(n_epochs, config.epoch_s, self.seq_len, tib),
                 **({"trained_on": self.info["trained_on"]} if "trained_on" in self.info else {}),
             },
+            signal_notes=quality.epoch_problems(),
         )
 
     def stream(self, sfreq: Mapping[str, float]) -> Any:

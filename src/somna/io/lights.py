@@ -20,6 +20,7 @@ seconds from the recording's start (``24900``).
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +61,12 @@ def lights_annotation(text: str) -> str | None:
     return None
 
 
+def _finite_seconds(seconds: float, what: str, given: object) -> float:
+    if not math.isfinite(seconds):
+        raise SomnaError(f"{what} {given!r} is not a time: give a clock time (22:30) or finite seconds")
+    return seconds
+
+
 def parse_lights_time(value: str | float, start: datetime | None, what: str = "lights time") -> float:
     """Seconds from a recording's start of a clock time or a number of seconds.
 
@@ -94,10 +101,10 @@ def parse_lights_time(value: str | float, start: datetime | None, what: str = "l
     600.0
     """
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        return _finite_seconds(float(value), what, value)
     text = str(value).strip()
     try:
-        return float(text)
+        return _finite_seconds(float(text), what, text)
     except ValueError:
         pass
     match = _CLOCK.match(text)
