@@ -266,7 +266,7 @@ def _holds_this_night(
         made_from = night_record(
             psg, stager, channels, references.get(psg), options or ScoreOptions(), report
         )
-    except OSError:
+    except SomnaError:
         return False  # the worker reports an unreadable file
     return not record_differences(earlier, made_from)
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from somna.errors import SomnaError
 from somna.storage import sha256_file
 
 if TYPE_CHECKING:
@@ -36,7 +38,8 @@ _MODEL_SUFFIXES = (".pt", ".onnx")
 
 
 def model_fingerprint(stager: Stager) -> str:
-    """SHA-256 over the model files a stager was loaded from (cached in ``stager.info``).
+    """SHA-256 over the model files a stager was loaded from (cached in ``stager.info``); a stager
+    built in memory, with no files, gets an identity of its own that matches no earlier result.
 
     The files are the checkpoints of a run or fold folder (``best.pt``), a checkpoint file, or an ONNX
     export's graphs and manifest; files that training or evaluation rewrite without changing the model
@@ -45,7 +48,12 @@ def model_fingerprint(stager: Stager) -> str:
     cached = stager.info.get("fingerprint")
     if isinstance(cached, str):
         return cached
-    source = Path(stager.info.get("loaded_from") or stager.name)
+    loaded_from = stager.info.get("loaded_from")
+    if not loaded_from or not Path(loaded_from).exists():
+        # A stager built in memory has no files to check: it matches no earlier result.
+        stager.info["fingerprint"] = f"in-memory model {uuid.uuid4().hex}"
+        return stager.info["fingerprint"]
+    source = Path(loaded_from)
     if source.is_file():
         files = [source]
     elif any(source.glob("*.onnx")):
@@ -65,7 +73,10 @@ def _file_entry(path: str | Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     path = Path(path)
-    return {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    try:
+        return {"name": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    except OSError as err:
+        raise SomnaError(f"cannot be read: {err.strerror or err}", path) from None
 
 
 def _options_entry(options: ScoreOptions, psg: Path, report: bool) -> dict[str, Any]:
