@@ -104,10 +104,20 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class CohortConfig:
-    """Which channels a cohort is read from, and how it is preprocessed."""
+    """Which channels a cohort is read from, and how it is preprocessed.
+
+    ``channel_choice`` says which of a slot's names a night is read from when its file has several:
+    ``"first"`` (the first the file has, in the listed order) or ``"random"`` (one of those the file
+    has, drawn per night from its record name: reproducible), which trains a model on every
+    derivation a slot lists, e.g. any single EEG derivation (the packaged ``synthetic-one-eeg``).
+    """
 
     channels: ChannelSpec = field(default_factory=copy_spec)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    channel_choice: str = "first"
+
+    def __post_init__(self) -> None:
+        _check_choice(self.channel_choice, ("first", "random"), "channel_choice")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (manifests and checkpoints store it)."""
@@ -454,12 +464,19 @@ def load_cohort_config(name_or_path: str | Path | None = None) -> CohortConfig:
     if name_or_path is None:
         return CohortConfig()
     path = config_path(name_or_path)
-    data = _read_toml(path, {"channels", "preprocess"})
+    data = _read_toml(path, {"channels", "preprocess", "channel_choice"})
     pre = dict(data.get("preprocess", {}))
     if isinstance(pre.get("trim_wake_min"), (int, float)) and pre["trim_wake_min"] < 0:
         pre["trim_wake_min"] = None
     channels = _channels(data["channels"], path) if "channels" in data else copy_spec()
-    return CohortConfig(channels=channels, preprocess=_section(PreprocessConfig, pre, "preprocess", path))
+    choice = data.get("channel_choice", "first")
+    if choice not in ("first", "random"):
+        raise SomnaError(f"channel_choice must be 'first' or 'random', not {choice!r}", path)
+    return CohortConfig(
+        channels=channels,
+        preprocess=_section(PreprocessConfig, pre, "preprocess", path),
+        channel_choice=choice,
+    )
 
 
 def load_experiment(name_or_path: str | Path) -> ExperimentConfig:

@@ -24,8 +24,10 @@ import numpy as np
 
 from somna import __version__
 from somna.config import CohortConfig
+from somna.data.sources import NightSource, cohort_nights
 from somna.errors import CacheError, SomnaError
-from somna.io import align_hypnogram, find_sleep_edf_pairs, read_hypnogram, read_psg
+from somna.io import align_hypnogram, read_hypnogram, read_psg
+from somna.io.channels import channel_spec, draw_channels
 from somna.preprocess import EpochedNight, preprocess_night
 from somna.preprocess.filters import set_filter_threads
 from somna.provenance import cohort_source
@@ -65,7 +67,8 @@ class CohortEntry:
     ``start`` is the recording's start (ISO); ``lights_off_s``/``lights_on_s`` its lights off and on in
     seconds from that start (``None`` when unknown) and ``lights_source`` where they came from: a lights
     table given to :func:`prepare_cohort`, else the PSG's or the hypnogram's annotations. The cached
-    epochs begin at ``first_epoch`` of the recording.
+    epochs begin at ``first_epoch`` of the recording; ``channels`` names the channels they were read
+    from, per modality (``C4-M1`` for a re-referenced ``C4:M1``).
     """
 
     record: str
@@ -83,6 +86,7 @@ class CohortEntry:
     lights_off_s: float | None = None
     lights_on_s: float | None = None
     lights_source: str | None = None
+    channels: dict[str, list[str]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -104,13 +108,34 @@ def _init_worker() -> None:
     set_filter_threads(1)
 
 
-def _prepare_one(job: tuple[str, str, CohortConfig, str]) -> dict[str, Any]:
+def _night_channels(config: CohortConfig, source: NightSource) -> dict[str, list[list[str]]]:
+    """The config's channels with this night's own names where its source gives them."""
+    if not source.channels:
+        return config.channels
+    given = channel_spec(**{m: source.channels.get(m) for m in ("eeg", "eog", "emg")})
+    return {m: (given[m] if m in source.channels else spec) for m, spec in config.channels.items()}
+
+
+def _prepare_one(job: tuple[NightSource, CohortConfig, str]) -> dict[str, Any]:
     """Worker: read, preprocess and cache one night; returns its manifest entry. Memory: one night."""
-    psg, hypnogram, config, out_dir = job
-    recording = read_psg(psg, channels=config.channels, modalities=tuple(config.channels))
+    source, config, out_dir = job
+    psg, hypnogram = str(source.psg), str(source.hypnogram)
+    channels = _night_channels(config, source)
+    if config.channel_choice == "random":
+        from somna.io.edf import psg_channel_labels
+
+        channels = draw_channels(channels, psg_channel_labels(psg), source.name)
+    recording = read_psg(psg, channels=channels, modalities=tuple(config.channels))
+    if source.subject is not None or recording.subject is None:
+        recording.subject = source.subject or source.name
+        recording.night = source.night
+        recording.extra["record"] = source.name
+    elif source.record:
+        recording.extra["record"] = source.record
     hyp = align_hypnogram(read_hypnogram(hypnogram), recording)
     night = preprocess_night(recording, hyp, config.preprocess, modalities=tuple(config.channels))
     night_start = recording.start
+    recording_channels = recording.channel_names
     night_lights = [
         ((recording.lights_off_s, recording.lights_on_s), "the PSG's annotations"),
         ((hyp.lights_off_s, hyp.lights_on_s), "the hypnogram's annotations"),
@@ -132,6 +157,7 @@ def _prepare_one(job: tuple[str, str, CohortConfig, str]) -> dict[str, Any]:
         psg=str(Path(psg).resolve()),
         hypnogram=str(Path(hypnogram).resolve()),
         start=night_start.isoformat(),
+        channels={m: list(recording_channels[m]) for m in recording_channels},
         **_annotated_lights(night_lights),
     )
     data = {
@@ -213,13 +239,17 @@ def prepare_cohort(
     workers: int = 2,
     progress: bool = True,
     lights: str | Path | None = None,
+    pair: str | None = None,
 ) -> Cohort:
     """Turn PSG/hypnogram pairs into a cached cohort; resumable, one night in memory per worker.
 
     Parameters
     ----------
-    source : path or sequence of (psg, hypnogram)
-        A folder of Sleep-EDF files (paired by :func:`somna.io.find_sleep_edf_pairs`) or explicit pairs.
+    source : path or sequence
+        A folder of Sleep-EDF files (paired by :func:`somna.io.find_sleep_edf_pairs`), a folder of
+        other files (paired by ``pair``, else by file name), a cohort manifest (CSV), or explicit
+        nights (:class:`~somna.data.sources.NightSource`, or (psg, hypnogram) pairs): see
+        :mod:`somna.data.sources`. Subjects come from the manifest, the pattern or Sleep-EDF's names.
     cache_dir : str | Path
         Output folder. Nights already cached from the same files (path, size and modification time of
         the PSG and the hypnogram) with the same config, whose cached epochs pass their SHA-256, are
@@ -235,7 +265,10 @@ def prepare_cohort(
         A lights table (:func:`somna.io.lights.read_lights_table`) whose lights off/on the manifest
         records for each night it names; without one, a folder's own ``lights.csv`` (what ``somna
         download`` and ``somna synth`` write) is used. Nights it does not name keep the lights of their
-        annotations, if any.
+        annotations, if any. A manifest's own lights_off/lights_on columns come first.
+    pair : str | None
+        ``--pair``: a pattern with named groups ``subject`` (and ``night``) that pairs a folder's files
+        (:func:`somna.data.sources.pair_by_pattern`).
 
     Returns
     -------
@@ -250,12 +283,11 @@ def prepare_cohort(
     """
     config = config or CohortConfig()
     cache_dir = Path(cache_dir)
-    if isinstance(source, (str, Path)):
-        pairs = [(str(p.psg), str(p.hypnogram)) for p in find_sleep_edf_pairs(source)]
-        if not pairs:
-            raise SomnaError("no Sleep-EDF PSG/hypnogram pairs found", source)
-    else:
-        pairs = [(str(p), str(h)) for p, h in source]
+    nights, _ = cohort_nights(source, pair)
+    if not nights:
+        raise SomnaError("no PSG/hypnogram pairs found", source if isinstance(source, (str, Path)) else None)
+    pairs = [(str(n.psg), str(n.hypnogram)) for n in nights]
+    by_psg = {str(n.psg): n for n in nights}
     rec_dir = cache_dir / "recordings"
     try:
         rec_dir.mkdir(parents=True, exist_ok=True)
@@ -277,7 +309,7 @@ def prepare_cohort(
             todo.append((psg, hyp))
     failures: dict[str, str] = {}
     results = run_nights(
-        [(psg, hyp, config, str(rec_dir)) for psg, hyp in todo],
+        [(by_psg[psg], config, str(rec_dir)) for psg, _ in todo],
         _prepare_one,
         workers=workers,
         initializer=_init_worker,
@@ -290,6 +322,10 @@ def prepare_cohort(
             failures[psg] = result.reason
         else:
             entries[result["record"]] = result
+    given = {n.psg.name: (n.lights_off, n.lights_on) for n in nights if n.lights_off or n.lights_on}
+    if given:
+        for entry in entries.values():
+            _apply_lights_table(entry, given, "the cohort manifest")
     if lights is None and isinstance(source, (str, Path)) and (Path(source) / "lights.csv").is_file():
         lights = Path(source) / "lights.csv"
     if lights is not None:

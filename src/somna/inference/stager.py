@@ -271,7 +271,9 @@ class Stager:
                 "out_of_distribution": unlike,
                 "time_in_bed": tib.to_dict(),
                 "signal_quality": quality.to_dict(),
-                "warnings": quality.warnings() + length_warnings(n_epochs, config.epoch_s, self.seq_len, tib),
+                "warnings": _channel_warnings(self.channels, recording.channel_names)
+                + quality.warnings()
+                + length_warnings(n_epochs, config.epoch_s, self.seq_len, tib),
                 **({"trained_on": self.info["trained_on"]} if "trained_on" in self.info else {}),
             },
             signal_notes=quality.epoch_problems(),
@@ -297,3 +299,16 @@ class Stager:
         from somna.inference.streaming import LiveSession
 
         return LiveSession(self, sfreq)
+
+
+def _channel_warnings(spec: ChannelSpec, names: Mapping[str, Sequence[str]]) -> list[str]:
+    """One warning for channels put in slots the model learnt from other derivations (empty if none)."""
+    from somna.io.channels import unfamiliar_channels
+
+    found = unfamiliar_channels(spec, names)
+    if not found:
+        return []
+    return [
+        "; ".join(found) + ": a derivation the model was not trained on stages less reliably (train a model "
+        "for this montage, or one for any single EEG derivation: the packaged synthetic-one-eeg config)"
+    ]

@@ -12,17 +12,18 @@ import math
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import edfio
 import numpy as np
 
-from somna.errors import EDFReadError, SignalQualityError
-from somna.io.channels import SLEEP_EDF_CHANNELS, ChannelSpec, pick_channels
+from somna.errors import ChannelError, EDFReadError, SignalQualityError
+from somna.io.channels import SLEEP_EDF_CHANNELS, ChannelSpec, derivation_label, pick_channels
 from somna.io.lights import lights_annotation
 from somna.io.recording import Recording, check_rates
 from somna.io.sleepedf import parse_sleep_edf_name
 
-__all__ = ["read_psg"]
+__all__ = ["psg_channel_labels", "read_psg"]
 
 # Physical dimension (lower case, stripped) → factor to µV. Unknown or empty → assumed µV (factor 1).
 _TO_MICROVOLT: dict[str, float] = {
@@ -225,6 +226,34 @@ def _unit_factor(unit: str) -> tuple[float, bool]:
     return 1.0, True
 
 
+def _calibrated(sig: Any, modality: str, path: Path, assumed: list[str]) -> np.ndarray:
+    """One channel's samples in µV (float32), its calibration checked."""
+    _check_calibration(sig, path)
+    factor, guessed = _unit_factor(sig.physical_dimension)
+    if guessed and sig.label not in assumed:
+        assumed.append(sig.label)
+    try:
+        digital = sig.digital
+    except (ValueError, OSError) as err:
+        raise EDFReadError(f"cannot read the samples of {sig.label!r}: {err}", path) from None
+    if digital.size == 0:
+        raise SignalQualityError(f"{modality} channel {sig.label!r} has no samples", path)
+    out = np.empty(digital.size, dtype=np.float32)
+    _calibrate_into(out, digital, sig, factor)
+    return out
+
+
+def psg_channel_labels(path: str | Path) -> list[str]:
+    """The channel labels of an EDF/EDF+ file, in its order.
+
+    Raises
+    ------
+    EDFReadError
+        As :func:`read_psg` for a file that is not a readable EDF file.
+    """
+    return [sig.label for sig in _read_edf(Path(path)).signals]
+
+
 def read_psg(
     path: str | Path,
     channels: ChannelSpec = SLEEP_EDF_CHANNELS,
@@ -276,33 +305,36 @@ def read_psg(
     sfreq: dict[str, float] = {}
     names: dict[str, list[str]] = {}
     assumed: list[str] = []
+    labels = [sig.label for sig in edf.signals]
     for modality in modalities:
-        chosen = [edf.signals[i] for i in picked[modality]]
-        rate = check_rates(modality, {sig.label: float(sig.sampling_frequency) for sig in chosen}, path)
+        derivations = picked[modality]
+        used = sorted({i for d in derivations for i in d if i is not None})
+        rate = check_rates(
+            modality, {labels[i]: float(edf.signals[i].sampling_frequency) for i in used}, path
+        )
         rows: np.ndarray | None = None  # filled row by row: no stacking copy of a night's samples
-        for i, sig in enumerate(chosen):
-            _check_calibration(sig, path)
-            factor, guessed = _unit_factor(sig.physical_dimension)
-            if guessed:
-                assumed.append(sig.label)
-            try:
-                digital = sig.digital
-            except (ValueError, OSError) as err:
-                raise EDFReadError(f"cannot read the samples of {sig.label!r}: {err}", path) from None
-            if digital.size == 0:
-                raise SignalQualityError(f"{modality} channel {sig.label!r} has no samples", path)
+        for row, (active, reference) in enumerate(derivations):
+            name = derivation_label(labels, (active, reference))
+            samples = _calibrated(edf.signals[active], modality, path, assumed)
+            if reference is not None:
+                other = _calibrated(edf.signals[reference], modality, path, assumed)
+                if other.size != samples.size:
+                    raise ChannelError(
+                        f"{name}: {labels[active]!r} and {labels[reference]!r} differ in length", path
+                    )
+                samples -= other
             if rows is None:
-                rows = np.empty((len(chosen), digital.size), dtype=np.float32)
-            _calibrate_into(rows[i], digital, sig, factor)
-            if digital.min() == digital.max():
+                rows = np.empty((len(derivations), samples.size), dtype=np.float32)
+            rows[row] = samples
+            if samples.min() == samples.max():
                 raise SignalQualityError(
-                    f"{modality} channel {sig.label!r} is flat: every sample equals {rows[i, 0]:g} over the "
+                    f"{modality} channel {name!r} is flat: every sample equals {samples[0]:g} over the "
                     "whole recording (electrode disconnected or signal not recorded)",
                     path,
                 )
         signals[modality] = rows
         sfreq[modality] = rate
-        names[modality] = [sig.label for sig in chosen]
+        names[modality] = [derivation_label(labels, d) for d in derivations]
     try:
         night = parse_sleep_edf_name(path)
     except ValueError:

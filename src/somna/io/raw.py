@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from somna.io.channels import ChannelSpec, pick_channels
+from somna.io.channels import ChannelSpec, derivation_label, pick_channels
 from somna.io.lights import lights_annotation
 from somna.io.recording import Recording
 
@@ -102,8 +102,12 @@ def recording_from_raw(
     signals, rates, names = {}, {}, {}
     extra: dict[str, Any] = {}
     for modality in modalities:
-        labels = [raw.ch_names[i] for i in picked[modality]]
-        data = raw.get_data(picks=picked[modality], units="uV").astype(np.float32)
+        derivations = picked[modality]
+        labels = [derivation_label(raw.ch_names, d) for d in derivations]
+        data = raw.get_data(picks=[a for a, _ in derivations], units="uV").astype(np.float32)
+        for row, (_, reference) in enumerate(derivations):
+            if reference is not None:
+                data[row] -= raw.get_data(picks=[reference], units="uV")[0].astype(np.float32)
         rate = sfreq
         if modality == "emg":
             original = upsampled_envelope_rate(data[0], sfreq)
