@@ -240,6 +240,7 @@ class Stager:
         # started at bedtime would; the hours before it (if any) are a stream of their own.
         night = preprocess_night(recording, unscored, config, self.modalities, stream_starts=(span[0],))
         probs, stages = predict_members(self.members, self.task, night.signals)
+        gap_warnings = _unscore_gaps(stages, recording.extra.get("gaps_s") or [], config.epoch_s)
         window = {m: x[span[0] : span[1]] for m, x in night.signals.items()}
         confidence = float(probs[span[0] : span[1]].max(axis=1).mean()) if span[1] > span[0] else None
         unlike = out_of_distribution(
@@ -273,7 +274,8 @@ class Stager:
                 "signal_quality": quality.to_dict(),
                 "warnings": _channel_warnings(self.channels, recording.channel_names)
                 + quality.warnings()
-                + length_warnings(n_epochs, config.epoch_s, self.seq_len, tib),
+                + length_warnings(n_epochs, config.epoch_s, self.seq_len, tib)
+                + gap_warnings,
                 **({"trained_on": self.info["trained_on"]} if "trained_on" in self.info else {}),
             },
             signal_notes=quality.epoch_problems(),
@@ -311,4 +313,22 @@ def _channel_warnings(spec: ChannelSpec, names: Mapping[str, Sequence[str]]) -> 
     return [
         "; ".join(found) + ": a derivation the model was not trained on stages less reliably (train a model "
         "for this montage, or one for any single EEG derivation: the packaged synthetic-one-eeg config)"
+    ]
+
+
+def _unscore_gaps(stages: np.ndarray, gaps: Sequence[tuple[float, float]], epoch_s: float) -> list[str]:
+    """Mark unscored (in place) the epochs lying mostly in the gaps of a discontinuous (EDF+D)
+    recording, and say so; no warning for a continuous one."""
+    if not len(gaps):
+        return []
+    starts = np.arange(len(stages)) * epoch_s
+    inside = np.zeros(len(stages))
+    for a, b in gaps:
+        inside += np.clip(np.minimum(starts + epoch_s, b) - np.maximum(starts, a), 0, None)
+    unscored = inside > epoch_s / 2
+    stages[unscored] = UNSCORED
+    total_min = sum(b - a for a, b in gaps) / 60
+    return [
+        f"the recording is discontinuous (EDF+D): {len(gaps)} gap(s), {total_min:.1f} min in all, the first "
+        f"at {gaps[0][0] / 60:.1f} min; the {int(unscored.sum())} epochs inside them are unscored"
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,8 @@ _TO_MICROVOLT: dict[str, float] = {
 }
 
 _FIXED_HEADER_BYTES = 256
+_BDF_MAGIC = b"\xffBIOSEMI"
+"""First 8 bytes of a BDF/BDF+ file (24-bit samples), where EDF has ``0`` and seven spaces."""
 _SIGNAL_HEADER_BYTES = 256
 
 
@@ -54,8 +57,9 @@ def _check_header_and_size(path: Path) -> None:
     size = path.stat().st_size
     with path.open("rb") as f:
         fixed = f.read(_FIXED_HEADER_BYTES)
-        if len(fixed) < _FIXED_HEADER_BYTES or fixed[:8] != b"0       ":
+        if len(fixed) < _FIXED_HEADER_BYTES or fixed[:8] not in (b"0       ", _BDF_MAGIC):
             raise EDFReadError("not an EDF file (it does not start with the 256-byte EDF header)", path)
+        sample_bytes = 3 if fixed[:8] == _BDF_MAGIC else 2
         try:
             header_bytes = int(fixed[184:192].decode("ascii"))
             n_records = int(fixed[236:244].decode("ascii"))
@@ -94,7 +98,7 @@ def _check_header_and_size(path: Path) -> None:
             path,
         )
     _check_record_duration(fixed[244:252], signal_header[: 16 * n_signals], path)
-    record_bytes = 2 * sum(samples)
+    record_bytes = sample_bytes * sum(samples)
     if n_records < -1:
         raise EDFReadError(f"corrupt EDF header: {n_records} data records (-1 or more are allowed)", path)
     if n_records == -1:
@@ -149,7 +153,12 @@ def _read_edf(path: Path) -> edfio.Edf:
             # ... except the one for a header with -1 ("unknown") records, whose count edfio takes
             # from the size, checked above to be a whole number of records.
             warnings.filterwarnings("ignore", "EDF header indicates -1 data records", UserWarning)
-            edf = edfio.read_edf(path, lazy_load_data=True, header_encoding="latin-1")
+            with path.open("rb") as f:
+                bdf = f.read(8) == _BDF_MAGIC
+            if bdf:
+                edf = edfio.read_bdf(path, header_encoding="latin-1")
+            else:
+                edf = edfio.read_edf(path, lazy_load_data=True, header_encoding="latin-1")
             # Annotations are parsed on access: do it here so their errors are reported alike.
             edf.annotations  # noqa: B018
             return edf
@@ -217,6 +226,75 @@ def _calibrate_into(out: np.ndarray, digital: np.ndarray, sig: edfio.EdfSignal, 
     offset = sig.physical_min - gain * sig.digital_min
     np.multiply(digital, np.float32(gain * factor), out=out, casting="unsafe")
     out += np.float32(offset * factor)
+
+
+_RECORD_ONSET = re.compile(rb"^([+-]\d+(?:\.\d*)?)\x14\x14")
+
+
+def _record_starts(path: Path) -> np.ndarray | None:
+    """Start of every data record of an EDF+D/BDF+D file, seconds from the file's start, from each
+    record's time-keeping annotation; ``None`` for a continuous file (EDF, EDF+C, BDF, BDF+C).
+
+    Raises
+    ------
+    EDFReadError
+        For a discontinuous file whose records lack a time-keeping annotation, go back in time or
+        overlap.
+    """
+    with path.open("rb") as f:
+        fixed = f.read(_FIXED_HEADER_BYTES)
+        if fixed[192:197] not in (b"EDF+D", b"BDF+D"):
+            return None
+        n_signals = int(fixed[252:256])
+        header = f.read(n_signals * _SIGNAL_HEADER_BYTES)
+    sample_bytes = 3 if fixed[:8] == _BDF_MAGIC else 2
+    labels = [header[16 * i : 16 * (i + 1)].strip() for i in range(n_signals)]
+    samples = [int(header[216 * n_signals + 8 * i : 216 * n_signals + 8 * (i + 1)]) for i in range(n_signals)]
+    duration = float(fixed[244:252])
+    if b"EDF Annotations" not in labels and b"BDF Annotations" not in labels:
+        raise EDFReadError(
+            "EDF+D file without an annotation signal: its records cannot be placed in time", path
+        )
+    index = next(i for i, label in enumerate(labels) if label in (b"EDF Annotations", b"BDF Annotations"))
+    before = sample_bytes * sum(samples[:index])
+    width = sample_bytes * samples[index]
+    record = sample_bytes * sum(samples)
+    header_bytes = _FIXED_HEADER_BYTES + n_signals * _SIGNAL_HEADER_BYTES
+    n_records = (path.stat().st_size - header_bytes) // record if record else 0
+    starts = np.empty(n_records)
+    with path.open("rb") as f:
+        for k in range(n_records):
+            f.seek(header_bytes + k * record + before)
+            match = _RECORD_ONSET.match(f.read(width))
+            if match is None:
+                raise EDFReadError(f"EDF+D data record {k} has no time-keeping annotation", path)
+            starts[k] = float(match.group(1))
+    starts -= starts[0] if n_records else 0.0
+    steps = np.diff(starts)
+    bad = np.flatnonzero(steps < duration - 1e-6)
+    if bad.size:
+        k = int(bad[0]) + 1
+        raise EDFReadError(
+            f"EDF+D data record {k} starts at {starts[k]:g} s, before the previous record ends "
+            f"({starts[k - 1] + duration:g} s): records overlap or go back in time",
+            path,
+        )
+    return starts
+
+
+def _gaps(starts: np.ndarray, duration: float) -> list[tuple[float, float]]:
+    """The gaps between records: (start, end) in seconds from the file's start."""
+    ends = starts[:-1] + duration
+    return [(float(e), float(s)) for e, s in zip(ends, starts[1:], strict=True) if s - e > 1e-6]
+
+
+def _place_records(samples: np.ndarray, starts: np.ndarray, per_record: int, fs: float) -> np.ndarray:
+    """A discontinuous signal on its full time line: each record at its start, gaps filled with 0."""
+    offsets = np.round(starts * fs).astype(np.int64)
+    out = np.zeros(int(offsets[-1]) + per_record if offsets.size else 0, dtype=np.float32)
+    for k, offset in enumerate(offsets):
+        out[offset : offset + per_record] = samples[k * per_record : (k + 1) * per_record]
+    return out
 
 
 def _unit_factor(unit: str) -> tuple[float, bool]:
@@ -306,6 +384,9 @@ def read_psg(
     names: dict[str, list[str]] = {}
     assumed: list[str] = []
     labels = [sig.label for sig in edf.signals]
+    starts = _record_starts(path)
+    record_s = float(edf.data_record_duration)
+    gaps = _gaps(starts, record_s) if starts is not None else []
     for modality in modalities:
         derivations = picked[modality]
         used = sorted({i for d in derivations for i in d if i is not None})
@@ -316,8 +397,12 @@ def read_psg(
         for row, (active, reference) in enumerate(derivations):
             name = derivation_label(labels, (active, reference))
             samples = _calibrated(edf.signals[active], modality, path, assumed)
+            if gaps:
+                samples = _place_records(samples, starts, round(rate * record_s), rate)
             if reference is not None:
                 other = _calibrated(edf.signals[reference], modality, path, assumed)
+                if gaps:
+                    other = _place_records(other, starts, round(rate * record_s), rate)
                 if other.size != samples.size:
                     raise ChannelError(
                         f"{name}: {labels[active]!r} and {labels[reference]!r} differ in length", path
@@ -348,7 +433,7 @@ def read_psg(
         subject=night.subject_id if night else None,
         night=night.night if night else None,
         study=night.study if night else None,
-        extra={"assumed_microvolt": assumed, "anonymised_date": anonymised},
+        extra={"assumed_microvolt": assumed, "anonymised_date": anonymised, "gaps_s": gaps},
     )
     for annotation in edf.annotations:
         which = lights_annotation(annotation.text)
