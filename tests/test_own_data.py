@@ -210,3 +210,20 @@ def test_a_channel_in_a_slot_learnt_from_another_derivation_is_warned(
     assert "EEG slot 1 holds 'C4-M1'; the model learnt it from 'EEG Fpz-Cz'" in warning
     assert "EOG slot 1 holds 'E1-M2'" in warning
     assert not any("slot" in w for w in stager.predict(psg).info["warnings"])
+
+
+def test_a_one_eeg_recording_and_a_two_eeg_model_get_a_way_forward(tiny_trained_run, tmp_path: Path) -> None:
+    run, psg, _ = tiny_trained_run
+    rec = read_psg(psg)
+    channels = [
+        EdfChannel("C4-M1", np.asarray(rec.signals["eeg"][0], dtype=np.float64), rec.sfreq["eeg"]),
+        EdfChannel("E1-M2", np.asarray(rec.signals["eog"][0], dtype=np.float64), rec.sfreq["eog"]),
+        EdfChannel("Chin1-Chin2", np.asarray(rec.signals["emg"][0], dtype=np.float64), rec.sfreq["emg"]),
+    ]
+    one = write_psg_edf(tmp_path / "one.edf", channels, rec.start)
+    stager = somna.load_stager(run)
+    assert stager.describe_inputs().startswith("EEG ×2 (EEG Fpz-Cz, EEG Pz-Oz), EOG ×1")
+    with pytest.raises(ChannelError, match=r"reads 2 EEG channel.*use a one-EEG model"):
+        stager.predict(one, eeg="C4-M1", eog="E1-M2", emg="Chin1-Chin2")
+    with pytest.raises(ChannelError, match="would serve two eeg slots"):
+        stager.predict(one, eeg="C4-M1,C4-M1", eog="E1-M2", emg="Chin1-Chin2")

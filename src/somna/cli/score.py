@@ -157,6 +157,7 @@ def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None, opti
         print(f"{psg}: already scored in {out}, skipped (--force scores it again)")
         return
     print(f"{psg}: {len(scored.hypnogram)} epochs staged ({stager.label_set.name}, {stager.backend} backend)")
+    print(f"  the model reads {stager.describe_inputs()}; read: {_read_channels(scored.hypnogram)}")
     caveat = synthetic_caveat(stager.info.get("trained_on"))
     if caveat:
         print(f"WARNING: {caveat}")
@@ -197,3 +198,9 @@ def _print_caveat(folders: list[Path]) -> None:
         caveat = synthetic_caveat(trained_on)
         if caveat:
             print(f"WARNING: {caveat}")
+
+
+def _read_channels(hypnogram: Any) -> str:
+    """The channels a night was read from, role by role."""
+    channels = hypnogram.info.get("channels", {})
+    return "; ".join(f"{m.upper()} {', '.join(names)}" for m, names in channels.items())

@@ -98,6 +98,13 @@ class Stager:
         first = next(iter(self.members[0].values()))
         return dict(first.config.n_chans)
 
+    def describe_inputs(self) -> str:
+        """What the model reads, role by role: ``"EEG ×2 (EEG Fpz-Cz, EEG Pz-Oz), EOG ×1 (...)"``."""
+        return ", ".join(
+            f"{m.upper()} ×{self.n_chans[m]} ({', '.join(slot[0] for slot in self.channels.get(m, []))})"
+            for m in self.modalities
+        )
+
     def channel_mapping(
         self, eeg: ChannelNames = None, eog: ChannelNames = None, emg: ChannelNames = None
     ) -> ChannelSpec:
@@ -168,9 +175,15 @@ class Stager:
             have = recording.signals[modality].shape[0]
             if have != wanted[modality]:
                 names = ", ".join(recording.channel_names.get(modality, []))
+                hint = (
+                    "; for a recording with one EEG derivation, use a one-EEG model (train one with the "
+                    "packaged synthetic-one-eeg config)"
+                    if modality == "eeg" and have == 1
+                    else ""
+                )
                 raise ChannelError(
                     f"the model reads {wanted[modality]} {modality.upper()} channel(s) but {have} were given "
-                    f"({names}); name {wanted[modality]} {modality.upper()} channel(s)",
+                    f"({names}); name {wanted[modality]} {modality.upper()} channel(s){hint}",
                     recording.path,
                 )
 

@@ -226,10 +226,13 @@ def pick_channels(
                 )
             index = found[0]
             if index in used:
+                what = (
+                    f"two {modality} slots"
+                    if used[index] == modality
+                    else f"both {used[index]} and {modality}"
+                )
                 raise ChannelError(
-                    f"channel {labels[index]!r} would serve both {used[index]} and {modality}; "
-                    "name distinct channels",
-                    path,
+                    f"channel {labels[index]!r} would serve {what}; name distinct channels", path
                 )
             used[index] = modality
             picked[modality].append(found)
