@@ -50,7 +50,14 @@ def _somna(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=subprocess.STDOUT,
             env=_env(),
             start_new_session=True,
+            preexec_fn=_interruptible,
         )
+
+
+def _interruptible() -> None:
+    """Let the command take Ctrl-C even when the tests run where SIGINT is ignored (a shell's background
+    job, as CI may run them): an ignored SIGINT is inherited, and Python then installs no handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _group_alive(pgid: int) -> list[int]:
