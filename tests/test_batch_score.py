@@ -49,7 +49,7 @@ def test_folders_patterns_and_files_expand_to_psgs_once(tmp_path: Path) -> None:
     with pytest.raises(SomnaError, match=r"missing\.edf: no such file.*nothing/\*\.edf: no PSG"):
         expand_psgs([tmp_path / "missing.edf", f"{tmp_path}/nothing/*.edf"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SomnaError, match=r"no PSG \.edf file in this folder"):
+    with pytest.raises(SomnaError, match=r"no PSG \.edf/\.bdf file in this folder"):
         expand_psgs([tmp_path / "empty"])
 
 

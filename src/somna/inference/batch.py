@@ -56,7 +56,7 @@ def _is_hypnogram_name(path: Path) -> bool:
 
 
 def _is_psg_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() == ".edf" and not _is_hypnogram_name(path)
+    return path.is_file() and path.suffix.lower() in (".edf", ".bdf") and not _is_hypnogram_name(path)
 
 
 def expand_psgs(items: Sequence[str | Path]) -> list[Path]:
@@ -65,9 +65,10 @@ def expand_psgs(items: Sequence[str | Path]) -> list[Path]:
     Parameters
     ----------
     items : sequence of str | Path
-        A file is taken as is. A folder gives every ``*.edf`` file directly inside it whose name does not
-        mark a hypnogram (``*-Hypnogram.edf``, ``*_sleepscoring.edf``, ...). A pattern with ``*``, ``?``
-        or ``[`` (``**`` recurses) gives the matching ``.edf`` files that are not hypnograms.
+        A file is taken as is. A folder gives every ``*.edf``/``*.bdf`` file directly inside it whose
+        name does not mark a hypnogram (``*-Hypnogram.edf``, ``*_sleepscoring.edf``, ...). A pattern
+        with ``*``, ``?`` or ``[`` (``**`` recurses) gives the matching ``.edf``/``.bdf`` files that are
+        not hypnograms.
 
     Returns
     -------
@@ -87,13 +88,13 @@ def expand_psgs(items: Sequence[str | Path]) -> list[Path]:
         if path.is_dir():
             matches = sorted(p for p in path.iterdir() if _is_psg_file(p))
             if not matches:
-                problems.append(f"{text}: no PSG .edf file in this folder")
+                problems.append(f"{text}: no PSG .edf/.bdf file in this folder")
         elif path.is_file():
             matches = [path]
         elif any(c in text for c in "*?["):
             matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if _is_psg_file(Path(p)))
             if not matches:
-                problems.append(f"{text}: no PSG .edf file matches")
+                problems.append(f"{text}: no PSG .edf/.bdf file matches")
         else:
             problems.append(f"{text}: no such file or folder")
             matches = []
