@@ -229,6 +229,17 @@ def test_nsrr_errors_name_the_event(tmp_path, events, match):
     assert str(path) in str(err.value)
 
 
+def test_nsrr_start_beyond_the_calendar_is_an_error(tmp_path):
+    events = [
+        _nsrr_event("", "Recording Start Time", 0, 60, "<ClockTime>31.12.9999 23.59.59</ClockTime>"),
+        _nsrr_event("Stages|Stages", "Wake|0", 45, 30),  # off the recording's grid: epoch 0 at 45 s
+    ]
+    path = tmp_path / "y9999.xml"
+    path.write_text(_nsrr(events))
+    with pytest.raises(HypnogramError, match="beyond the calendar"):
+        read_hypnogram(path)
+
+
 def test_truncated_xml_is_a_clear_error(tmp_path):
     text = _nsrr(NSRR_EVENTS)
     path = tmp_path / "truncated.xml"

@@ -37,7 +37,15 @@ from somna.errors import HypnogramError
 from somna.hypnogram import EPOCH_SECONDS, Hypnogram
 from somna.io import formats
 from somna.io.edf import _read_edf, _start
-from somna.io.formats._common import GRID_TOLERANCE_S, MAX_EPOCHS, check_length, sniff_text, whole_epochs
+from somna.io.formats._common import (
+    GRID_TOLERANCE_S,
+    MAX_EPOCHS,
+    check_length,
+    decode_text,
+    read_bytes,
+    sniff_text,
+    whole_epochs,
+)
 from somna.io.lights import lights_annotation
 from somna.io.recording import Recording
 from somna.stages import AASM, UNSCORED, LabelSet, is_stage_annotation, parse_stage, stage_codes_from_strings
@@ -70,7 +78,7 @@ def read_hypnogram(path: str | Path, int_codes: LabelSet = AASM) -> Hypnogram:
         ``<PSGAnnotation>``, ``<EventExport>``), a DREAMS first line, a header with ``onset`` and
         ``duration`` (BIDS) or with start time, event and end time (Noxturnal), JSON ``[``/``{``, one
         stage per line, else a table. An ``.edf``/``.rec`` name is read as EDF unless it holds XML, a
-        ``.json`` name as JSON.
+        ``.json`` name as JSON. Text may be UTF-8 or UTF-16.
     int_codes : LabelSet
         Label set of stages written as bare integers in JSON lists, in one-stage-per-line files and in
         table columns made only of integers (default AASM: ``0`` W … ``4`` REM; ``-1`` is always
@@ -130,10 +138,10 @@ def _kind(path: Path) -> str:
     if head.startswith(b"0       "):
         return "edf"
     text = sniff_text(head).lstrip()
-    if suffix in _EDF_SUFFIXES:
-        return "xml" if text.startswith("<?xml") else "edf"
-    if text.startswith("<"):
+    if text.startswith("<"):  # never the first byte of an EDF header
         return "xml"
+    if suffix in _EDF_SUFFIXES:
+        return "edf"
     lines = text.splitlines()
     first = lines[0].strip() if lines else ""
     if formats.is_dreams_header(first):
@@ -309,10 +317,7 @@ def _is_stage(cell: str) -> bool:
 
 
 def _read_table(path: Path, int_codes: LabelSet) -> Hypnogram:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise HypnogramError(f"is not a text table: {err}", path) from None
+    text = decode_text(read_bytes(path), path)
     numbered = [
         (n, line)
         for n, line in enumerate(text.splitlines(), start=1)
