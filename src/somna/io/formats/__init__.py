@@ -9,7 +9,7 @@ Embla / RemLogic event export XML     root element ``<EventExport>``            
 BIDS ``events.tsv``                   header with ``onset`` and ``duration``       ``bids``
 Noxturnal event export (CSV)          header with start time, event, end time      ``nox``
 One stage per line (YASA)             one stage or integer per line, no header     ``text``
-DREAMS 5-s codes                      first line ``[HypnogramR&K]`` / ``[…AASM]``   ``text``
+DREAMS 5-s codes                      first line ``[HypnogramR&K]`` (or ``AASM``)  ``text``
 ====================================  ===========================================  ==============
 
 :func:`somna.io.read_hypnogram` recognises each by its content (whatever the file's name) and calls

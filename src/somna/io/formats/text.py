@@ -7,11 +7,12 @@ and YASA's ``ART`` (artefact), ``UNS`` (unscored), ``ND``) or integers (YASA's a
 and blank lines are skipped.
 
 **DREAMS** (Université de Mons, TCTS lab: the DREAMS Subjects, Patients, Spindles … databases): a first
-line ``[HypnogramR&K]``, ``[HypnogramAASM]`` or ``[hypnogram]``, then one integer per 5-s window. The
-databases' description gives the R&K codes: ``5`` wake, ``4`` REM, ``3`` S1, ``2`` S2, ``1`` S3,
-``0`` S4, ``-1`` movement, ``-2`` or ``-3`` unknown. AASM files use ``5`` W, ``4`` REM, ``3`` N1, ``2``
-N2, ``1`` N3; their ``0`` and negative codes are read as unscored, as skjerns' sleep-utils reads them
-(no public description of that file's code table was found).
+line naming the file (``[HypnogramR&K]``, ``[HypnogramAASM]`` in the Subjects and Patients databases,
+``[hypnogram]`` in the Spindles database), then one integer per 5-s window. The R&K code table is the
+one the Spindles database's format description gives: ``5`` wake, ``4`` REM, ``3`` S1, ``2`` S2,
+``1`` S3, ``0`` S4, ``-1`` movement, ``-2`` or ``-3`` unknown. AASM files use ``5`` W, ``4`` REM, ``3``
+N1, ``2`` N2, ``1`` N3; their ``0`` and negative codes are read as unscored, as skjerns' sleep-utils
+reads them (no public description of the AASM files' table was found).
 """
 
 from __future__ import annotations
