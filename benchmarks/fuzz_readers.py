@@ -20,8 +20,12 @@ Mutations (``KINDS``):
   negative epochs), row widths, encodings (UTF-8, BOM, UTF-16, Latin-1), empty files, byte flips.
 * JSON: lists of valid codes or names mixed with wrong types (strings, floats, NaN, infinities, huge
   ints, bools, nulls, nested lists, dicts), other top-level values, deep nesting, truncation, bad bytes.
+* Scoring files of :mod:`somna.io.formats` (``_fuzz_scoring.py``): XML (Profusion, NSRR, Embla), event
+  tables (BIDS ``events.tsv``, Noxturnal CSV) and stage text (one stage per line, DREAMS), generated
+  from pools of real and corner-case values and corrupted from valid seeds, under misleading names.
 
-Run: ``.venv/bin/python benchmarks/fuzz_readers.py [--cases 2000] [--seed 0] [--work DIR]``
+Run: ``.venv/bin/python benchmarks/fuzz_readers.py [--cases 7000] [--seed 0] [--work DIR]`` (the cases
+are spread evenly over the 7 targets).
 Writes ``benchmarks/results/fuzz_readers.json`` (counts per outcome and per mutation kind, seed,
 command) and exits 1 when a case fails. ``tests/test_fuzz.py`` drives the same mutators from hypothesis.
 """
@@ -56,7 +60,11 @@ from somna.io import (
     write_hypnogram_edf,
     write_psg_edf,
 )
+from somna.io.formats import read_dreams_hypnogram
 from somna.stages import RK, UNSCORED
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fuzz_scoring import make_event_table, make_stage_text, make_xml, xml_seeds
 
 START = dt.datetime(1989, 4, 24, 16, 13)
 SECONDS = 120  # 4 data records of 30 s
@@ -589,7 +597,8 @@ class Outcome:
 
 
 def run_case(path: Path, reader: str, recording: Recording | None = None) -> Outcome:
-    """Read ``path`` with ``reader`` (``"psg"`` or ``"hypnogram"``) and classify what happened.
+    """Read ``path`` with ``reader`` (``"psg"``, ``"hypnogram"``, or ``"dreams:<window s>:<vocabulary>"``
+    for :func:`~somna.io.formats.read_dreams_hypnogram`) and classify what happened.
 
     Outcomes: ``error`` (a :class:`SomnaError` whose message names ``path``), ``valid`` (a result
     passing :func:`check_recording` / :func:`check_hypnogram`; hypnograms are also aligned to
@@ -613,7 +622,11 @@ def _run_case(path: Path, reader: str, recording: Recording | None) -> Outcome:
         if reader == "psg":
             check_recording(read_psg(path))
         else:
-            hyp = read_hypnogram(path)
+            if reader.startswith("dreams:"):  # dreams:<window s>:<vocabulary or empty>
+                _, window, vocabulary = reader.split(":")
+                hyp = read_dreams_hypnogram(path, window_s=float(window), vocabulary=vocabulary or None)
+            else:
+                hyp = read_hypnogram(path)
             check_hypnogram(hyp)
             if recording is not None:
                 try:
@@ -643,6 +656,7 @@ class Seeds:
     psg: bytes
     hypnogram: bytes
     recording: Recording
+    xml: tuple[bytes, ...] = ()
 
 
 def make_seeds(work: Path) -> Seeds:
@@ -652,10 +666,14 @@ def make_seeds(work: Path) -> Seeds:
     recording = read_psg(psg)
     check_recording(recording)
     check_hypnogram(read_hypnogram(hyp))
-    return Seeds(psg.read_bytes(), hyp.read_bytes(), recording)
+    xml = xml_seeds(work)
+    for i, data in enumerate(xml):
+        (work / f"seed-{i}.xml").write_bytes(data)
+        check_hypnogram(read_hypnogram(work / f"seed-{i}.xml"))
+    return Seeds(psg.read_bytes(), hyp.read_bytes(), recording, xml)
 
 
-TARGETS = ("psg_edf", "hypnogram_edf", "table", "json")
+TARGETS = ("psg_edf", "hypnogram_edf", "table", "json", "xml", "event_table", "stage_text")
 
 
 def make_case(target: str, seeds: Seeds, rng: random.Random) -> tuple[str, str, bytes, str]:
@@ -669,6 +687,15 @@ def make_case(target: str, seeds: Seeds, rng: random.Random) -> tuple[str, str, 
     if target == "table":
         kind, data = make_table(rng)
         return kind, rng.choice((".csv", ".tsv", ".txt", "")), data, "hypnogram"
+    if target == "xml":
+        kind, data = make_xml(seeds.xml, rng)
+        return kind, rng.choice((".xml", ".xml", ".XML", ".txt", ".csv", ".edf", "")), data, "hypnogram"
+    if target == "event_table":
+        kind, data = make_event_table(rng)
+        return kind, rng.choice((".tsv", ".csv", ".txt", ".xls", "")), data, "hypnogram"
+    if target == "stage_text":
+        kind, data, reader = make_stage_text(rng)
+        return kind, rng.choice((".txt", ".csv", ".hypno", "")), data, reader
     kind, data = make_json(rng)
     return kind, rng.choice((".json", ".json", "")), data, "hypnogram"
 
@@ -685,7 +712,9 @@ def fuzz_one(target: str, seeds: Seeds, rng: random.Random, work: Path, name: st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=2000, help="cases per run, spread over the 4 targets")
+    parser.add_argument(
+        "--cases", type=int, default=7000, help=f"cases per run, spread over the {len(TARGETS)} targets"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="folder for the case files (default: temp)")
     parser.add_argument("--no-write", action="store_true", help="print the counts, do not write the JSON")
@@ -716,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "cases": args.cases,
         "seed": args.seed,
+        "command": " ".join(["python benchmarks/fuzz_readers.py", *(sys.argv[1:] if argv is None else argv)]),
         "seconds": round(seconds, 1),
         "failures": len(failures),
         "by_outcome": dict(sorted(by_outcome.items())),

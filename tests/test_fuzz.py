@@ -1,6 +1,7 @@
 """Fuzzing the readers: corrupted EDF/EDF+ and hypnogram files give a SomnaError or a valid result.
 
-The mutators live in ``benchmarks/fuzz_readers.py`` (which runs thousands of cases); here hypothesis
+The mutators live in ``benchmarks/fuzz_readers.py`` and, for the scoring files of
+:mod:`somna.io.formats`, ``benchmarks/_fuzz_scoring.py`` (thousands of cases); here hypothesis
 drives them (``st.randoms``), deterministically, a few hundred cases in all. Below them, one regression
 test per bug the fuzzer found.
 """
@@ -68,10 +69,31 @@ def test_corrupted_json(work, rng):
     _assert_handled("json", work, rng)
 
 
+@FUZZ
+@given(rng=st.randoms(use_true_random=False))
+def test_corrupted_scoring_xml(work, rng):
+    _assert_handled("xml", work, rng)
+
+
+@FUZZ
+@given(rng=st.randoms(use_true_random=False))
+def test_corrupted_event_tables(work, rng):
+    _assert_handled("event_table", work, rng)
+
+
+@FUZZ
+@given(rng=st.randoms(use_true_random=False))
+def test_corrupted_stage_text(work, rng):
+    _assert_handled("stage_text", work, rng)
+
+
 def test_seeds_are_valid_and_the_checker_refuses_bad_results(work):
     folder, seeds = work
     assert fz.run_case(folder / "seed-PSG.edf", "psg").outcome == "valid"
     assert fz.run_case(folder / "seed-Hypnogram.edf", "hypnogram", seeds.recording).outcome == "valid"
+    assert len(seeds.xml) == 3
+    for i in range(len(seeds.xml)):
+        assert fz.run_case(folder / f"seed-{i}.xml", "hypnogram", seeds.recording).outcome == "valid"
     seeds.recording.sfreq["eeg"] = float("nan")
     with pytest.raises(fz.InvariantError):
         fz.check_recording(seeds.recording)

@@ -2,7 +2,7 @@
 
 It is what somna reads (:func:`somna.read_hypnogram`) and what a stager predicts
 (:meth:`somna.inference.Stager.predict`), and the hub of what follows: sleep metrics, agreement with a
-scorer, figures, and every output format (CSV, EDF+, MNE annotations, YASA).
+scorer, figures, and every output format (CSV, EDF+, BIDS events.tsv, NSRR XML, MNE annotations, YASA).
 """
 
 from __future__ import annotations
@@ -327,6 +327,22 @@ class Hypnogram:
         if self.label_set not in (AASM, RK):
             raise ValueError(f"EDF+ has no standard stage strings for {self.label_set.name} stages")
         return write_hypnogram_edf(path, self, self.start or datetime(1985, 1, 1), vocabulary)
+
+    def to_bids_events(self, path: str | Path) -> Path:
+        """Write a BIDS ``events.tsv`` file (atomically): ``onset``, ``duration``, ``trial_type`` with one
+        row per run of a stage (``Sleep stage N1`` …, R&K as Sleep-EDF), lights and other events. AASM and
+        R&K hypnograms only (:func:`somna.io.formats.write_bids_events`)."""
+        from somna.io.formats import write_bids_events
+
+        return write_bids_events(self, path)
+
+    def to_nsrr_xml(self, path: str | Path) -> Path:
+        """Write NSRR PSG annotation XML (atomically): ``Stages|Stages`` events (``Wake|0`` … ``REM
+        sleep|5``), lights and other events, the start as ``Recording Start Time``. AASM and R&K
+        hypnograms only (:func:`somna.io.formats.write_nsrr_xml`)."""
+        from somna.io.formats import write_nsrr_xml
+
+        return write_nsrr_xml(self, path)
 
     def to_mne_annotations(self) -> Any:
         """The stages as :class:`mne.Annotations` (``Sleep stage W`` … ``Sleep stage R``), one per epoch,

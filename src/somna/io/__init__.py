@@ -1,4 +1,5 @@
-"""Reading and writing PSG recordings and hypnograms (EDF/EDF+, MNE Raw, stage tables, Dreem JSON)."""
+"""Reading and writing PSG recordings and hypnograms (EDF/EDF+, MNE Raw, stage tables, Dreem JSON, and the
+scoring files of sleep labs and public databases in :mod:`somna.io.formats`)."""
 
 from __future__ import annotations
 

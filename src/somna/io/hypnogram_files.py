@@ -1,13 +1,23 @@
-"""Read hypnograms from EDF+ annotation files, stage tables and Dreem JSON, and align them to a PSG.
+"""Read hypnograms from any scoring file somna knows, and align them to a PSG.
 
-Supported files (chosen by extension, else by content):
+Files are recognised by their content, whatever their names (an XML export saved as ``.txt`` is read
+as XML): the first bytes of an EDF header, an XML root element, a DREAMS first line, a table's header
+row, else one stage per line; the name's extension decides only between an EDF file and the rest, and
+for JSON. Supported:
 
 * EDF+ annotation files: Sleep-EDF's ``*-Hypnogram.edf`` (R&K ``Sleep stage W/1/2/3/4/R/?``,
   ``Movement time``) and AASM files such as HMC's (``Sleep stage W/N1/N2/N3/R``, ``Lights off``,
   ``Lights on``). MNE appends ``@@<channel>`` to annotations tied to a channel; that suffix is
   dropped.
-* Tables (``.csv``, ``.tsv``, ``.txt``): one stage per row, with or without a header. With an
-  ``epoch`` column stages are placed by epoch index and missing epochs are unscored.
+* Compumedics Profusion XML (``<CMPStudyConfig>``, one ``<SleepStage>`` code per epoch), NSRR PSG
+  annotation XML (``<PSGAnnotation>``, ``Stages|Stages`` events, lights events) and Embla / RemLogic
+  event exports (``<EventExport>``, ``SLEEP-S0`` … with clock times): :mod:`somna.io.formats`.
+* BIDS ``events.tsv`` (``onset``, ``duration``, ``trial_type``) and Noxturnal event exports (UTF-16
+  CSV, English or French columns and stage names, clock times): :mod:`somna.io.formats`.
+* Tables (CSV/TSV) with a header or two columns: one stage per row. With an ``epoch`` column stages
+  are placed by epoch index and missing epochs are unscored.
+* One stage per line without header (YASA's stage names or integer codes) and the DREAMS databases'
+  5-s codes (first line ``[HypnogramR&K]``), grouped into 30-s epochs: :mod:`somna.io.formats.text`.
 * JSON (``.json``): a list with one stage per 30-s epoch, as the Dreem open datasets give
   (``-1`` not scored, ``0`` W, ``1`` N1, ``2`` N2, ``3`` N3, ``4`` REM), or a list of stage names.
 """
@@ -25,16 +35,24 @@ import numpy as np
 
 from somna.errors import HypnogramError
 from somna.hypnogram import EPOCH_SECONDS, Hypnogram
+from somna.io import formats
 from somna.io.edf import _read_edf, _start
+from somna.io.formats._common import (
+    GRID_TOLERANCE_S,
+    MAX_EPOCHS,
+    check_length,
+    decode_text,
+    read_bytes,
+    sniff_text,
+    whole_epochs,
+)
 from somna.io.lights import lights_annotation
 from somna.io.recording import Recording
 from somna.stages import AASM, UNSCORED, LabelSet, is_stage_annotation, parse_stage, stage_codes_from_strings
 
 __all__ = ["align_hypnogram", "read_hypnogram"]
 
-_GRID_TOLERANCE_S = 1e-3
 _EDF_SUFFIXES = {".edf", ".rec", ".edf+"}
-_TABLE_SUFFIXES = {".csv", ".tsv", ".txt"}
 _STAGE_COLUMNS = (
     "stage",
     "stages",
@@ -47,45 +65,49 @@ _STAGE_COLUMNS = (
 )
 _EPOCH_COLUMNS = ("epoch", "epochs", "epoch_index", "epoch_idx", "epoch index")
 _INT = re.compile(r"^-?\d{1,15}$")  # bounded: longer is no stage code or epoch index
-_MAX_EPOCHS = 14 * 24 * 120
-"""Longest hypnogram read: 14 days of 30-s epochs. Longer means a corrupt file (a huge onset, duration
-or epoch index), which would otherwise allocate gigabytes."""
 
 
 def read_hypnogram(path: str | Path, int_codes: LabelSet = AASM) -> Hypnogram:
-    """Read a hypnogram file: EDF+ annotations, a stage table, or a Dreem-style JSON list.
+    """Read a hypnogram file of any format somna knows (see the module docstring), recognised by its
+    content.
 
     Parameters
     ----------
     path : str | Path
-        The file. ``.edf``/``.rec`` are EDF+ annotation files, ``.json`` JSON, ``.csv``/``.tsv``/
-        ``.txt`` tables; other names are recognised by their first bytes (EDF header, JSON ``[``/``{``,
-        else a table).
+        The file, whatever its name: an EDF header, an XML root element (``<CMPStudyConfig>``,
+        ``<PSGAnnotation>``, ``<EventExport>``), a DREAMS first line, a header with ``onset`` and
+        ``duration`` (BIDS) or with start time, event and end time (Noxturnal), JSON ``[``/``{``, one
+        stage per line, else a table. An ``.edf``/``.rec`` name is read as EDF unless it holds XML, a
+        ``.json`` name as JSON. Text may be UTF-8 or UTF-16.
     int_codes : LabelSet
-        Label set of stages written as bare integers in JSON lists and in table columns made only of
-        integers (default AASM: ``0`` W … ``4`` REM; ``-1`` is always unscored). Table columns that
-        hold any stage *name* are parsed as names instead, where digits follow Sleep-EDF's R&K
-        usage (``1``–``4`` are S1–S4).
+        Label set of stages written as bare integers in JSON lists, in one-stage-per-line files and in
+        table columns made only of integers (default AASM: ``0`` W … ``4`` REM; ``-1`` is always
+        unscored, and ``-2`` too in one-stage-per-line files, as YASA writes them). Table columns that
+        hold any stage *name* are parsed as names instead, where digits follow Sleep-EDF's R&K usage
+        (``1``–``4`` are S1–S4). Vendor formats have their own codes.
 
     Returns
     -------
     Hypnogram
-        R&K stages for R&K EDF+ files (``Sleep stage 1..4``), AASM otherwise (files with only W,
-        REM and unscored epochs give AASM). For EDF+ files ``start`` is the header start plus the
-        first stage annotation's onset (``None`` when the header's date is hidden as ``X``), and
-        ``lights_off_s``/``lights_on_s`` and ``events`` are seconds from the first epoch. Tables and
-        JSON have no start.
+        R&K stages for R&K EDF+ files (``Sleep stage 1..4``) and for vendor files with a stage-4 epoch
+        (Profusion, NSRR, Embla) or R&K codes (DREAMS), AASM otherwise (files with only W, REM and
+        unscored epochs give AASM). ``start`` is known for EDF+ files (the header start plus the first
+        stage annotation's onset; ``None`` when the header's date is hidden as ``X``), NSRR files with a
+        dated ``Recording Start Time``, and Embla and Noxturnal files (clock times); ``lights_off_s``,
+        ``lights_on_s`` and ``events`` are seconds from the first epoch. The readers are in
+        :mod:`somna.io.formats`.
 
     Raises
     ------
     HypnogramError
-        For an unknown stage (naming the string, the file and the row or position), R&K and AASM
-        names mixed in one file, stage annotations off the 30-s grid, overlapping or of a duration
-        that is not a whole number of epochs, duplicate epoch rows, an unreadable table/JSON, or a
-        hypnogram longer than 14 days (an annotation onset or duration, or an epoch index, beyond
-        that is taken for a corrupt file).
+        For an unknown stage (naming the string, the file and the row, position or element), R&K and
+        AASM names mixed in one file, stage events off the 30-s grid, overlapping or of a duration
+        that is not a whole number of epochs, duplicate epoch rows, an unreadable table/JSON/XML
+        (truncated, or declaring entities), an XML root element of no known format, or a hypnogram
+        longer than 14 days (an onset or duration, or an epoch index, beyond that is taken for a
+        corrupt file).
     EDFReadError
-        If an ``.edf`` file is not a readable EDF+ file (not EDF, truncated, corrupt header).
+        If an EDF file is not a readable EDF+ file (not EDF, truncated, corrupt header).
     """
     path = Path(path)
     if not path.is_file():
@@ -93,25 +115,48 @@ def read_hypnogram(path: str | Path, int_codes: LabelSet = AASM) -> Hypnogram:
     kind = _kind(path)
     if kind == "edf":
         return _read_edf_annotations(path)
+    if kind == "xml":
+        return formats.read_scoring_xml(path)
+    if kind == "dreams":
+        return formats.read_dreams_hypnogram(path)
     if kind == "json":
         return _read_json(path, int_codes)
+    if kind == "bids":
+        return formats.read_bids_events(path)
+    if kind == "nox":
+        return formats.read_noxturnal_csv(path)
+    if kind == "lines":
+        return formats.read_stage_lines(path, int_codes)
     return _read_table(path, int_codes)
 
 
 def _kind(path: Path) -> str:
+    """Which reader a file needs, from its first 64 KiB (and its extension, for EDF and JSON)."""
     suffix = path.suffix.lower()
-    if suffix in _EDF_SUFFIXES:
-        return "edf"
-    if suffix == ".json":
-        return "json"
-    if suffix in _TABLE_SUFFIXES:
-        return "table"
     with path.open("rb") as f:
-        head = f.read(256)
+        head = f.read(1 << 16)
     if head.startswith(b"0       "):
         return "edf"
-    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith((b"[", b"{")):
+    text = sniff_text(head).lstrip()
+    if text.startswith("<"):  # never the first byte of an EDF header
+        return "xml"
+    if suffix in _EDF_SUFFIXES:
+        return "edf"
+    lines = text.splitlines()
+    first = lines[0].strip() if lines else ""
+    if formats.is_dreams_header(first):
+        return "dreams"
+    if suffix == ".json" or text.startswith(("[", "{")):
         return "json"
+    delimiter = next((d for d in "\t;," if d in first), None)
+    cells = [c.strip().strip('"').lower() for c in first.split(delimiter)] if delimiter else [first.lower()]
+    if "onset" in cells and "duration" in cells:
+        return "bids"
+    if formats.is_nox_header(cells):
+        return "nox"
+    stage_line = next((line.strip() for line in lines if line.strip() and not line.startswith("#")), "")
+    if not any(d in stage_line for d in "\t;,") and formats.is_stage_line(stage_line):
+        return "lines"
     return "table"
 
 
@@ -124,7 +169,7 @@ def _read_edf_annotations(path: Path) -> Hypnogram:
     clock, anonymised = _start(edf, path)
     header_start = None if anonymised else clock
 
-    limit_s = _MAX_EPOCHS * EPOCH_SECONDS
+    limit_s = MAX_EPOCHS * EPOCH_SECONDS
     for i, ann in enumerate(annotations):
         # edfio parses any run of digits, so an onset or duration may be inf or absurdly large.
         duration = 0.0 if ann.duration is None else float(ann.duration)
@@ -162,7 +207,7 @@ def _read_edf_annotations(path: Path) -> Hypnogram:
     epoch = EPOCH_SECONDS
     spans = []
     for (i, onset, duration, text), code in zip(stage_entries, codes, strict=True):
-        first = _whole_epochs(onset - t0, epoch)
+        first = whole_epochs(onset - t0, epoch)
         if first is None:
             raise HypnogramError(
                 f"stage annotation {i} ({text!r} at {onset:g} s) is not on the 30-s grid of the first "
@@ -170,7 +215,7 @@ def _read_edf_annotations(path: Path) -> Hypnogram:
                 path,
             )
         # A stage without duration (or 0) marks one epoch, as some exporters write one per epoch.
-        n = 1 if not duration else _whole_epochs(float(duration), epoch)
+        n = 1 if not duration else whole_epochs(float(duration), epoch)
         if n is None or n < 1:
             raise HypnogramError(
                 f"stage annotation {i} ({text!r} at {onset:g} s) lasts {duration:g} s, "
@@ -178,7 +223,7 @@ def _read_edf_annotations(path: Path) -> Hypnogram:
                 path,
             )
         spans.append((first, n, int(code), i, onset))
-    _check_length(max(first + n for first, n, *_ in spans), path)
+    check_length(max(first + n for first, n, *_ in spans), path)
     stages = np.full(max(first + n for first, n, *_ in spans), UNSCORED, dtype=np.int8)
     filled = np.zeros(stages.size, dtype=bool)
     for first, n, code, i, onset in spans:
@@ -210,20 +255,6 @@ def _read_edf_annotations(path: Path) -> Hypnogram:
     )
 
 
-def _check_length(n_epochs: int, path: Path) -> None:
-    if n_epochs > _MAX_EPOCHS:
-        raise HypnogramError(
-            f"spans {n_epochs} epochs of 30 s, more than the {_MAX_EPOCHS} ({_MAX_EPOCHS // 2880} days) "
-            "a hypnogram may have (corrupt file?)",
-            path,
-        )
-
-
-def _whole_epochs(seconds: float, epoch: float) -> int | None:
-    n = round(seconds / epoch)
-    return int(n) if abs(n * epoch - seconds) <= _GRID_TOLERANCE_S else None
-
-
 # --- JSON -------------------------------------------------------------------------------------
 
 
@@ -247,7 +278,7 @@ def _read_json(path: Path, int_codes: LabelSet) -> Hypnogram:
         if bad is not None:
             raise HypnogramError(f"unknown sleep stage {values[bad]!r} at position {bad}", path)
         raise HypnogramError("mixes integer codes and stage names", path)
-    _check_length(codes.size, path)
+    check_length(codes.size, path)
     return Hypnogram(stages=codes, label_set=label_set, source=path)
 
 
@@ -286,10 +317,7 @@ def _is_stage(cell: str) -> bool:
 
 
 def _read_table(path: Path, int_codes: LabelSet) -> Hypnogram:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise HypnogramError(f"is not a text table: {err}", path) from None
+    text = decode_text(read_bytes(path), path)
     numbered = [
         (n, line)
         for n, line in enumerate(text.splitlines(), start=1)
@@ -357,7 +385,7 @@ def _read_table(path: Path, int_codes: LabelSet) -> Hypnogram:
         except ValueError as err:
             raise HypnogramError(str(err), path) from None
 
-    _check_length(max(epochs) + 1 if epochs else codes.size, path)
+    check_length(max(epochs) + 1 if epochs else codes.size, path)
     if epoch_col is None:
         stages = codes
     else:
@@ -447,7 +475,7 @@ def align_hypnogram(hypnogram: Hypnogram, recording: Recording) -> Hypnogram:
         offset_s = (
             hypnogram.start.replace(tzinfo=None) - recording.start.replace(tzinfo=None)
         ).total_seconds()
-    shift = _whole_epochs(offset_s, epoch)
+    shift = whole_epochs(offset_s, epoch)
     if shift is None:
         raise HypnogramError(
             f"hypnogram starts {offset_s:g} s after the PSG {recording.path.name} "
@@ -474,7 +502,7 @@ def align_hypnogram(hypnogram: Hypnogram, recording: Recording) -> Hypnogram:
             path,
         )
     end_s = (shift + len(stages)) * epoch
-    if recording.duration_s - end_s > epoch + _GRID_TOLERANCE_S:
+    if recording.duration_s - end_s > epoch + GRID_TOLERANCE_S:
         raise HypnogramError(
             f"hypnogram is shorter than the signals: it ends {end_s:g} s after the PSG start, "
             f"the signals of {recording.path.name} last {recording.duration_s:g} s "
