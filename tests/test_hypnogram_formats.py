@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -635,3 +636,44 @@ def test_metrics_command_reads_a_profusion_file(tmp_path, capsys):
     assert main(["metrics", str(path), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["tst_min"] == 3.5  # N1, 2 × N2, 2 × N3, 2 × REM: 7 epochs of 30 s
+
+
+def test_metrics_converts_between_formats_and_score_exports_them(
+    tiny_trained_run, tmp_path: Path, capsys
+) -> None:
+    """`somna metrics X --to Y` converts; `somna score --export bids,nsrr` writes both open formats."""
+    from somna.cli import main
+
+    run, psg, scored = tiny_trained_run
+    original = read_hypnogram(scored)
+    for name in ("night_events.tsv", "night.xml"):
+        assert main(["metrics", str(scored), "--to", str(tmp_path / name)]) == 0
+        back = read_hypnogram(tmp_path / name)
+        assert np.array_equal(back.stages[: len(original)], original.stages), name
+    assert main(["metrics", str(scored), "--to", str(tmp_path / "x.docx")]) == 2
+    assert "unknown format .docx" in capsys.readouterr().err
+    out = tmp_path / "night"
+    assert (
+        main(
+            [
+                "score",
+                str(psg),
+                "--model",
+                str(run),
+                "--out",
+                str(out),
+                "--no-report",
+                "--export",
+                "bids,nsrr",
+            ]
+        )
+        == 0
+    )
+    staged = read_hypnogram(out / "hypnogram.edf")
+    for name in ("hypnogram_events.tsv", "hypnogram_nsrr.xml"):
+        assert np.array_equal(read_hypnogram(out / name).stages, staged.stages), name
+    assert {"hypnogram_events.tsv", "hypnogram_nsrr.xml"} <= set(
+        json.loads((out / "metrics.json").read_text())["outputs"]
+    )
+    assert main(["score", str(psg), "--model", str(run), "--out", str(out), "--no-report", "--force"]) == 0
+    assert not (out / "hypnogram_nsrr.xml").exists()  # a run without --export leaves none behind

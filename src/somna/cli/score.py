@@ -78,11 +78,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sleep-edf ('Sleep stage 1', R&K as Sleep-EDF; N3 written as 'Sleep stage 3'); default: the "
         "model's own stages, aasm for a 5-class model",
     )
+    p.add_argument(
+        "--export",
+        default="",
+        metavar="FORMATS",
+        help="more hypnogram files, comma-separated: bids (hypnogram_events.tsv, BIDS events) and nsrr "
+        "(hypnogram_nsrr.xml, NSRR PSG annotation XML)",
+    )
     add_backend_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
     from somna.errors import SomnaError
     from somna.inference.batch import (
         SCORED,
@@ -100,7 +109,11 @@ def run(args: argparse.Namespace) -> None:
     if args.hypnogram is not None and args.hypnogram_dir is not None:
         raise SomnaError("give --hypnogram or --hypnogram-dir, not both")
     psgs = expand_psgs(items)
-    options = score_options(args)
+    exports = tuple(dict.fromkeys(f.strip().lower() for f in args.export.split(",") if f.strip()))
+    unknown = [f for f in exports if f not in ("bids", "nsrr")]
+    if unknown:
+        raise SomnaError(f"--export: unknown format(s) {', '.join(unknown)}; choose from bids, nsrr")
+    options = replace(score_options(args), exports=exports)
     references = pair_hypnograms(psgs, args.hypnogram_dir) if args.hypnogram_dir is not None else {}
     if single:
         _score_one(args, psgs[0], args.hypnogram or references.get(psgs[0]), options)
@@ -179,7 +192,9 @@ def _score_one(args: argparse.Namespace, psg: Path, reference: Path | None, opti
             f"agreement with {reference}: accuracy {a['accuracy']:.3f}, macro-F1 {a['macro_f1']:.3f}, "
             f"kappa {a['cohen_kappa']:.3f}"
         )
-    for name in ("hypnogram.csv", "probabilities.csv", "hypnogram.edf", "report.html", "metrics.json"):
+    from somna.inference.run_record import OUTPUT_NAMES
+
+    for name in OUTPUT_NAMES:
         if (out / name).is_file():
             print(f"  {out / name}")
 

@@ -31,7 +31,15 @@ __all__ = [
     "record_differences",
 ]
 
-OUTPUT_NAMES = ("hypnogram.csv", "probabilities.csv", "hypnogram.edf", "report.html", "metrics.json")
+OUTPUT_NAMES = (
+    "hypnogram.csv",
+    "probabilities.csv",
+    "hypnogram.edf",
+    "hypnogram_events.tsv",
+    "hypnogram_nsrr.xml",
+    "report.html",
+    "metrics.json",
+)
 """Every file ``somna score`` may write into a night's folder; a new run removes those it does not write."""
 
 _MODEL_SUFFIXES = (".pt", ".onnx")

@@ -54,6 +54,9 @@ class ScoreOptions:
     edf_vocabulary : {"aasm", "sleep-edf"} | None
         Stage strings of ``hypnogram.edf`` (:meth:`somna.hypnogram.Hypnogram.to_edf`; ``None``: the
         label set's own, ``Sleep stage N1`` … for AASM).
+    exports : tuple of {"bids", "nsrr"}
+        More hypnogram files: ``hypnogram_events.tsv`` (BIDS events) and ``hypnogram_nsrr.xml`` (NSRR
+        PSG annotation XML), AASM and R&K stagers only.
     """
 
     lights_off: str | float | None = None
@@ -62,6 +65,7 @@ class ScoreOptions:
     table_name: str = "lights table"
     rem_min_epochs: int = STAGED_REM_MIN_EPOCHS
     edf_vocabulary: str | None = None
+    exports: tuple[str, ...] = ()
 
 
 @dataclass
@@ -275,6 +279,10 @@ def write_outputs(
             lights_on_s=None if tib.get("lights_on_source") == "estimated" else hyp.lights_on_s,
         )
         paths["hypnogram_edf"] = given.to_edf(out / "hypnogram.edf", scored.options.edf_vocabulary)
+        if "bids" in scored.options.exports:
+            paths["bids_events"] = given.to_bids_events(out / "hypnogram_events.tsv")
+        if "nsrr" in scored.options.exports:
+            paths["nsrr_xml"] = given.to_nsrr_xml(out / "hypnogram_nsrr.xml")
     summary: dict[str, Any] = {
         "psg": str(scored.psg),
         "label_set": hyp.label_set.name,
