@@ -12,7 +12,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from somna_process import group_alive, start_somna
 
 from somna.data.cohort import Cohort
 from somna.inference.batch import night_is_scored
@@ -32,27 +32,9 @@ TIMEOUT_S = 240
 """Upper bound for one command (generous: the machine may be shared)."""
 
 
-def _env() -> dict[str, str]:
-    threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    return {**os.environ, **threads, "PYTHONUNBUFFERED": "1"}
-
-
-def _start(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    """``python -m somna ARGS`` in a new session (its own process group), output into ``log``."""
-    with open(log, "wb") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "somna", *args],
-            cwd=cwd,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-            start_new_session=True,
-        )
-
-
 def _run(args: list[str], log: Path, cwd: Path) -> str:
     """Run ``python -m somna ARGS`` to the end; its output (the test fails on a non-zero exit)."""
-    proc = _start(args, log, cwd)
+    proc = start_somna(args, log, cwd)
     try:
         code = proc.wait(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -63,18 +45,6 @@ def _run(args: list[str], log: Path, cwd: Path) -> str:
     return out
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of this group is still running (zombies waiting to be reaped do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the command and every worker it started, and wait until none of them runs."""
     try:
@@ -83,9 +53,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         pass
     proc.wait(timeout=30)
     deadline = time.monotonic() + 30
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
+    while group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _group_alive(proc.pid), "a worker survived SIGKILL of its process group"
+    assert not group_alive(proc.pid), "a worker survived SIGKILL of its process group"
 
 
 def _kill_when(proc: subprocess.Popen[bytes], ready: Callable[[], bool], what: str, log: Path) -> None:
@@ -119,7 +89,7 @@ def test_prepare_killed_mid_cohort_resumes_and_every_cached_night_verifies(tmp_p
     recordings = cache / "recordings"
     args = ["prepare", str(edf), str(cache), "--workers", "2"]
 
-    proc = _start(args, tmp_path / "prepare-killed.log", tmp_path)
+    proc = start_somna(args, tmp_path / "prepare-killed.log", tmp_path)
     _kill_when(
         proc,
         lambda: len(list(recordings.glob("*.json"))) >= 3,
@@ -188,12 +158,12 @@ def test_train_killed_after_a_pass_resumes_to_the_same_weights(
     fold = "fold_00"
 
     # The uninterrupted run goes alongside (one thread each).
-    ref_proc = _start(
+    ref_proc = start_somna(
         ["train", "--config", str(config), "--out", str(reference)], tmp_path / "ref.log", tmp_path
     )
     try:
         args = ["train", "--config", str(config), "--out", str(killed)]
-        proc = _start(args, tmp_path / "train-killed.log", tmp_path)
+        proc = start_somna(args, tmp_path / "train-killed.log", tmp_path)
         _kill_when(proc, (killed / fold / "last.pt").is_file, "last.pt", tmp_path / "train-killed.log")
         assert not (killed / fold / "predictions.npz").exists(), "the kill landed after training finished"
         next_pass = torch.load(killed / fold / "last.pt", weights_only=True)["next_pass"]
@@ -229,7 +199,7 @@ def test_batch_score_killed_mid_batch_skips_finished_nights_and_redoes_the_rest(
     folders = [out / p.name.split(".")[0] for p in psgs]
     args = ["score", f"{edf}/*-PSG.edf", "--model", str(run), "--out", str(out), "--workers", "2"]
 
-    proc = _start(args, tmp_path / "score-killed.log", tmp_path)
+    proc = start_somna(args, tmp_path / "score-killed.log", tmp_path)
     _kill_when(
         proc, lambda: any(map(night_is_scored, folders)), "a scored night", tmp_path / "score-killed.log"
     )

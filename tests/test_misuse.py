@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from somna_process import group_alive, somna_env, start_somna
 
 import somna
 from somna.cli import main
@@ -34,43 +35,6 @@ from somna.storage import folder_lock, sha256_file
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 240
-
-
-def _env() -> dict[str, str]:
-    threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    return {**os.environ, **threads, "PYTHONUNBUFFERED": "1"}
-
-
-def _somna(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "somna", *args],
-            cwd=cwd,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-            start_new_session=True,
-            preexec_fn=_interruptible,
-        )
-
-
-def _interruptible() -> None:
-    """Let the command take Ctrl-C even when the tests run where SIGINT is ignored (a shell's background
-    job, as CI may run them): an ignored SIGINT is inherited, and Python then installs no handler."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _group_alive(pgid: int) -> list[int]:
-    """Running processes of a process group (zombies excluded)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
 
 
 def _wait_for(ready, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -121,7 +85,9 @@ def test_two_score_runs_with_one_out_never_mix_their_results(tiny_trained_run, t
     for pair in range(3):
         out = tmp_path / f"out{pair}"
         procs = [
-            _somna(["score", str(p), "--model", str(run), "--out", str(out), "--no-report"], tmp_path, log)
+            start_somna(
+                ["score", str(p), "--model", str(run), "--out", str(out), "--no-report"], log, tmp_path
+            )
             for p, log in ((a, tmp_path / f"a{pair}.log"), (b, tmp_path / f"b{pair}.log"))
         ]
         codes = [p.wait(timeout=TIMEOUT_S) for p in procs]
@@ -216,8 +182,8 @@ def test_batch_workers_die_with_their_parent(tiny_trained_run, tmp_path: Path, h
     edf = run.parent / "edf"
     out = tmp_path / "scores"
     log = tmp_path / "batch.log"
-    proc = _somna(
-        ["score", f"{edf}/*-PSG.edf", "--model", str(run), "--out", str(out), "--workers", "2"], tmp_path, log
+    proc = start_somna(
+        ["score", f"{edf}/*-PSG.edf", "--model", str(run), "--out", str(out), "--workers", "2"], log, tmp_path
     )
     folders = [night_folder(out, p) for p in _scored_psgs(run)]
     _wait_for(lambda: any((f / "metrics.json").is_file() for f in folders), proc, log, "a scored night")
@@ -227,9 +193,9 @@ def test_batch_workers_die_with_their_parent(tiny_trained_run, tmp_path: Path, h
         os.kill(proc.pid, getattr(signal, how))
     proc.wait(timeout=60)
     deadline = time.monotonic() + 15
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
+    while group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _group_alive(proc.pid), f"workers outlived their parent ({how})"
+    assert not group_alive(proc.pid), f"workers outlived their parent ({how})"
     done = {f for f in folders if (f / "metrics.json").is_file()}
     time.sleep(2)
     assert {f for f in folders if (f / "metrics.json").is_file()} == done, (
@@ -244,7 +210,7 @@ def test_batch_workers_die_with_their_parent(tiny_trained_run, tmp_path: Path, h
         [sys.executable, "-m", "somna", "score", f"{edf}/*-PSG.edf", "--model", str(run), "--out", str(out)],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=somna_env(),
         timeout=TIMEOUT_S,
     )
     assert rerun.returncode == 0, rerun.stderr
@@ -255,14 +221,14 @@ def test_prepare_workers_die_with_their_parent(tiny_trained_run, tmp_path: Path)
     edf = tiny_trained_run[0].parent / "edf"
     cache = tmp_path / "cache"
     log = tmp_path / "prepare.log"
-    proc = _somna(["prepare", str(edf), str(cache), "--workers", "2"], tmp_path, log)
+    proc = start_somna(["prepare", str(edf), str(cache), "--workers", "2"], log, tmp_path)
     _wait_for(lambda: any((cache / "recordings").glob("*.json")), proc, log, "a prepared night")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     deadline = time.monotonic() + 15
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
+    while group_alive(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _group_alive(proc.pid), "prepare workers outlived their parent"
+    assert not group_alive(proc.pid), "prepare workers outlived their parent"
 
 
 # --- row 4: caches that notice change ---------------------------------------------------------------
@@ -336,7 +302,7 @@ def test_batch_goes_on_past_a_non_utf8_name_and_a_bad_hypnogram(tiny_trained_run
             "--no-report",
         ],
         capture_output=True,
-        env=_env(),
+        env=somna_env(),
         timeout=TIMEOUT_S,
     )
     out, err = result.stdout.decode(errors="replace"), result.stderr.decode(errors="replace")
@@ -470,7 +436,7 @@ def test_stream_into_head_keeps_every_staged_epoch_and_prints_no_traceback(
     csv = tmp_path / "live.csv"
     cmd = f"{sys.executable} -m somna stream '{psg}' --model '{run}' --out '{csv}' | head -3"
     result = subprocess.run(
-        ["bash", "-c", cmd], capture_output=True, text=True, env=_env(), timeout=TIMEOUT_S
+        ["bash", "-c", cmd], capture_output=True, text=True, env=somna_env(), timeout=TIMEOUT_S
     )
     assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
     rows = csv.read_text().splitlines()
@@ -483,8 +449,8 @@ def test_stream_ctrl_c_writes_every_staged_epoch_and_promises_no_resume(
     run, psg, _ = tiny_trained_run
     csv = tmp_path / "live.csv"
     log = tmp_path / "stream.log"
-    proc = _somna(
-        ["stream", str(psg), "--model", str(run), "--out", str(csv), "--speed", "300"], tmp_path, log
+    proc = start_somna(
+        ["stream", str(psg), "--model", str(run), "--out", str(csv), "--speed", "300"], log, tmp_path
     )
     _wait_for(lambda: csv.is_file() and len(csv.read_text().splitlines()) > 5, proc, log, "staged epochs")
     os.kill(proc.pid, signal.SIGINT)
