@@ -227,3 +227,12 @@ def test_a_one_eeg_recording_and_a_two_eeg_model_get_a_way_forward(tiny_trained_
         stager.predict(one, eeg="C4-M1", eog="E1-M2", emg="Chin1-Chin2")
     with pytest.raises(ChannelError, match="would serve two eeg slots"):
         stager.predict(one, eeg="C4-M1,C4-M1", eog="E1-M2", emg="Chin1-Chin2")
+
+
+def test_hypnogram_dir_pairs_own_names(own_folder: Path) -> None:
+    from somna.inference.batch import pair_hypnograms
+
+    psgs = sorted(own_folder.glob("*night?.edf"))
+    pairs = pair_hypnograms(psgs, own_folder)
+    assert len(pairs) == 6
+    assert all(pairs[p].name == p.stem + "_hypnogram.edf" for p in psgs)

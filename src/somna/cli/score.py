@@ -51,7 +51,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--hypnogram-dir",
         type=Path,
         default=None,
-        help="folder of Sleep-EDF *-Hypnogram.edf files: each PSG is compared with its night's hypnogram",
+        help="folder of scored hypnograms: each PSG is compared with its night's (Sleep-EDF records, or the "
+        "same name with a hypnogram word: patient01.edf with patient01_hypnogram.xml)",
     )
     p.add_argument(
         "--out",

@@ -32,6 +32,8 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "NightSource",
     "cohort_nights",
+    "is_hypnogram_file",
+    "name_key",
     "pair_by_name",
     "pair_by_pattern",
     "read_cohort_manifest",
@@ -216,7 +218,9 @@ def _check_unique(nights: list[NightSource], where: Path) -> None:
             )
 
 
-def _is_hypnogram_file(path: Path) -> bool:
+def is_hypnogram_file(path: Path) -> bool:
+    """Whether a file's name or extension marks a hypnogram (a scoring export, or a name with
+    ``hypnogram``, ``scoring``, ``stages`` …)."""
     lower = path.name.lower()
     return path.suffix.lower() in _SCORING_SUFFIXES or any(word in lower for word in _HYPNOGRAM_WORDS)
 
@@ -277,7 +281,7 @@ def pair_by_pattern(folder: str | Path, pattern: str) -> list[NightSource]:
         key = (match.group("subject"), night)
         if _is_psg_file(path):
             groups[key]["psg"].append(path)
-        elif _is_hypnogram_file(path):
+        elif is_hypnogram_file(path):
             groups[key]["hyp"].append(path)
     if not groups:
         raise SomnaError(f"--pair {pattern!r} matches no PSG or hypnogram file here", folder)
@@ -302,8 +306,14 @@ def _nights_from_groups(
     return nights
 
 
-def _name_key(path: Path) -> str:
-    """A file's name without extension, hypnogram words and ``PSG``, for pairing by name."""
+def name_key(path: Path) -> str:
+    """A file's name without extension, hypnogram words and ``PSG``, for pairing by name.
+
+    Examples
+    --------
+    >>> name_key(Path("Patient01_Hypnogram.xml")), name_key(Path("patient01-PSG.edf"))
+    ('patient01', 'patient01')
+    """
     stem = path.name.split(".")[0].lower()
     for word in (*_HYPNOGRAM_WORDS, "psg"):
         stem = re.sub(rf"[{re.escape(_SEPARATORS)}]*{word}$", "", stem)
@@ -324,9 +334,9 @@ def pair_by_name(folder: str | Path) -> list[NightSource]:
     groups: dict[tuple[str, int | None], dict[str, list[Path]]] = defaultdict(lambda: {"psg": [], "hyp": []})
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         if _is_psg_file(path):
-            groups[(_name_key(path), None)]["psg"].append(path)
-        elif _is_hypnogram_file(path) and path.name != "lights.csv":
-            groups[(_name_key(path), None)]["hyp"].append(path)
+            groups[(name_key(path), None)]["psg"].append(path)
+        elif is_hypnogram_file(path) and path.name != "lights.csv":
+            groups[(name_key(path), None)]["hyp"].append(path)
     if not groups:
         raise SomnaError(
             "no PSG/hypnogram pairs here: name them alike (patient01.edf, patient01_hypnogram.edf), or give "

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from somna.data.sources import is_hypnogram_file, name_key
 from somna.errors import SomnaError
 from somna.inference.backends import load_stager
 from somna.inference.run_record import folder_record, night_record, record_differences
@@ -138,10 +139,12 @@ def night_is_scored(night_dir: str | Path) -> bool:
 
 
 def pair_hypnograms(psgs: Sequence[str | Path], folder: str | Path) -> dict[Path, Path]:
-    """Reference hypnograms of Sleep-EDF PSG files, found in ``folder`` by their night.
+    """Reference hypnograms of PSG files, found in ``folder`` by their night.
 
-    A PSG and its hypnogram are matched on the parsed Sleep-EDF record (``SC4001E0-PSG.edf`` with
-    ``SC4001EC-Hypnogram.edf``; see :func:`~somna.io.parse_sleep_edf_name`), never by editing names.
+    A Sleep-EDF PSG and its hypnogram are matched on the parsed record (``SC4001E0-PSG.edf`` with
+    ``SC4001EC-Hypnogram.edf``; see :func:`~somna.io.parse_sleep_edf_name`); other PSGs on their name
+    without extension and hypnogram words (``patient01.edf`` with ``patient01_hypnogram.xml`` or
+    ``patient01.scoring.csv``: :func:`somna.data.sources.name_key`), when exactly one file matches.
 
     Returns
     -------
@@ -167,14 +170,20 @@ def pair_hypnograms(psgs: Sequence[str | Path], folder: str | Path) -> dict[Path
         if record in by_record:
             raise SomnaError(f"two hypnograms of {record}: {by_record[record].name}, {path.name}", folder)
         by_record[record] = path
+    by_name: dict[str, list[Path]] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and is_hypnogram_file(path):
+            by_name.setdefault(name_key(path), []).append(path)
     pairs = {}
     for psg in psgs:
         try:
             record = parse_sleep_edf_name(psg).record
         except ValueError:
-            continue
+            record = None
         if record in by_record:
             pairs[Path(psg)] = by_record[record]
+        elif len(by_name.get(name_key(Path(psg)), [])) == 1:  # patient01.edf: patient01_hypnogram.xml
+            pairs[Path(psg)] = by_name[name_key(Path(psg))][0]
     return pairs
 
 
