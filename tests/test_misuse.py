@@ -552,3 +552,16 @@ def test_dot_names_in_a_batch_get_their_own_folders(tiny_trained_run, tmp_path: 
     assert main([*args, "--workers", "1", "--no-report"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["_..edf", "_.x.edf"]
     assert not (out / "metrics.json").exists()
+
+
+def test_stream_warns_about_bad_channels_and_marks_their_epochs(
+    tiny_trained_run, tmp_path: Path, capsys
+) -> None:
+    run, psg, _ = tiny_trained_run
+    bad = _copy_night(psg, tmp_path / "bad.edf", change=_flat_eeg)
+    csv = tmp_path / "live.csv"
+    assert main(["stream", str(bad), "--model", str(run), "--out", str(csv)]) == 0
+    printed = capsys.readouterr().out
+    assert "WARNING: EEG Pz-Oz (EEG): disconnected" in printed and "(flat EEG Pz-Oz)" in printed
+    rows = csv.read_text().splitlines()
+    assert rows[0].endswith(",signal_problem") and rows[1].endswith(",flat EEG Pz-Oz")

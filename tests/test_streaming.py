@@ -270,7 +270,9 @@ def test_stream_command_prints_every_epoch_and_writes_csv(
     out = capsys.readouterr().out
     assert f"{n_epochs} epochs written to" in out and f"{n_epochs} epochs; computing time per epoch" in out
     lines = (tmp_path / "h.csv").read_text().splitlines()
-    assert lines[0] == "epoch,end_s,stage,p_W,p_N1,p_N2,p_N3,p_REM" and len(lines) == n_epochs + 1
+    assert (
+        lines[0] == "epoch,end_s,stage,p_W,p_N1,p_N2,p_N3,p_REM,signal_problem" and len(lines) == n_epochs + 1
+    )
     # the same stream through the ONNX export of that checkpoint: same stages, same probabilities
     assert main(["export", str(checkpoint), "--out", str(tmp_path / "onnx")]) == 0
     out = capsys.readouterr().out
@@ -279,8 +281,8 @@ def test_stream_command_prints_every_epoch_and_writes_csv(
     assert main([*stream, "--out", str(tmp_path / "onnx.csv")]) == 0
     onnx_lines = (tmp_path / "onnx.csv").read_text().splitlines()
     assert onnx_lines[0] == lines[0] and len(onnx_lines) == len(lines)
-    table = np.array([[float(v) for v in row.split(",")[3:]] for row in lines[1:]])
-    onnx_table = np.array([[float(v) for v in row.split(",")[3:]] for row in onnx_lines[1:]])
+    table = np.array([[float(v) for v in row.split(",")[3:-1]] for row in lines[1:]])
+    onnx_table = np.array([[float(v) for v in row.split(",")[3:-1]] for row in onnx_lines[1:]])
     assert np.abs(onnx_table - table).max() <= 2e-4  # the CSV rounds to 4 decimals
     # --out naming a folder is refused before the stream starts (the results would be lost after it)
     assert main(["stream", str(psg), "--model", str(checkpoint), "--out", str(tmp_path)]) == 2

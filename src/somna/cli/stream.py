@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> None:
     from somna.inference import load_stager
     from somna.inference.streaming import replay
     from somna.preprocess.filters import set_filter_threads
+    from somna.preprocess.signal_quality import assess_signal_quality
     from somna.provenance import synthetic_caveat
 
     if args.out is not None and args.out.is_dir():
@@ -78,6 +79,9 @@ def run(args: argparse.Namespace) -> None:
     speed = 1.0 if args.realtime else args.speed
     recording = stager.recording(args.psg, eeg=args.eeg, eog=args.eog, emg=args.emg)
     session = stager.stream(recording.sfreq)
+    # The replayed file's signal quality, epoch by epoch (a bedside device would check each as it comes).
+    quality = assess_signal_quality(recording, stager.preprocess.epoch_s)
+    notes = quality.epoch_problems()
     results = replay(recording, session, chunk_s=args.chunk_s, speed=speed)
     latencies: list[float] = []
     stages: list[int] = []
@@ -86,17 +90,23 @@ def run(args: argparse.Namespace) -> None:
             for r in results:
                 latencies.append(r.latency_s * 1000)
                 stages.append(r.stage)
-                write_row(f"{r.index},{r.end_s:.0f},{r.label}," + ",".join(f"{p:.4f}" for p in r.probs))
+                note = notes[r.index] if r.index < len(notes) else ""
+                write_row(
+                    f"{r.index},{r.end_s:.0f},{r.label}," + ",".join(f"{p:.4f}" for p in r.probs) + f",{note}"
+                )
                 hours, rest = divmod(int(r.end_s), 3600)
                 clock = f"{hours:>3}:{rest // 60:02d}:{rest % 60:02d}"
                 probs = " ".join(f"{p:>6.3f}" for p in r.probs)
-                _say(f"{r.index:>6} {clock}  {r.label:<5} {probs}  {latencies[-1]:6.1f} ms")
+                flag = f"  ({note})" if note else ""
+                _say(f"{r.index:>6} {clock}  {r.label:<5} {probs}  {latencies[-1]:6.1f} ms{flag}")
         except KeyboardInterrupt:
             print(f"stopped by Ctrl-C after {len(stages)} staged epochs (a stream cannot be resumed)")
     if args.out is not None:
         print(f"{len(stages)} epochs written to {args.out}")
     if not latencies:
         raise SomnaError("the recording is shorter than one 30-s epoch", args.psg)
+    for warning in quality.warnings():
+        print(f"WARNING: {warning}")
     unlike = session.out_of_distribution()
     if unlike:
         print(f"WARNING: this recording lies outside what the model was trained on: {'; '.join(unlike)}")
@@ -131,7 +141,7 @@ def _live_csv(path: Path | None, labels: tuple[str, ...]) -> Iterator[Callable[[
     except OSError as err:
         raise SomnaError(f"cannot write the CSV: {err.strerror or err}", path) from None
     with out:
-        out.write("epoch,end_s,stage," + ",".join(f"p_{s}" for s in labels) + "\n")
+        out.write("epoch,end_s,stage," + ",".join(f"p_{s}" for s in labels) + ",signal_problem\n")
         yield lambda row: out.write(row + "\n")
 
 
