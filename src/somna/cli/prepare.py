@@ -70,12 +70,9 @@ def run(args: argparse.Namespace) -> None:
 
     config = load_cohort_config(args.config)
     if args.eeg or args.eog or args.emg:
-        from somna.io.channels import channel_spec
+        from somna.io.channels import override_channels
 
-        given = channel_spec(args.eeg, args.eog, args.emg)
-        named = {m for m, v in (("eeg", args.eeg), ("eog", args.eog), ("emg", args.emg)) if v}
-        channels = {m: (given[m] if m in named else spec) for m, spec in config.channels.items()}
-        config = replace(config, channels=channels)
+        config = replace(config, channels=override_channels(config.channels, args.eeg, args.eog, args.emg))
     if args.keep_wake is not None:
         trim = None if args.keep_wake < 0 else args.keep_wake
         config = replace(config, preprocess=replace(config.preprocess, trim_wake_min=trim))

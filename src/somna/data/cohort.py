@@ -27,7 +27,7 @@ from somna.config import CohortConfig
 from somna.data.sources import NightSource, cohort_nights
 from somna.errors import CacheError, SomnaError
 from somna.io import align_hypnogram, read_hypnogram, read_psg
-from somna.io.channels import channel_spec, draw_channels
+from somna.io.channels import draw_channels, override_channels
 from somna.preprocess import EpochedNight, preprocess_night
 from somna.preprocess.filters import set_filter_threads
 from somna.provenance import cohort_source
@@ -110,10 +110,7 @@ def _init_worker() -> None:
 
 def _night_channels(config: CohortConfig, source: NightSource) -> dict[str, list[list[str]]]:
     """The config's channels with this night's own names where its source gives them."""
-    if not source.channels:
-        return config.channels
-    given = channel_spec(**{m: source.channels.get(m) for m in ("eeg", "eog", "emg")})
-    return {m: (given[m] if m in source.channels else spec) for m, spec in config.channels.items()}
+    return override_channels(config.channels, **source.channels) if source.channels else config.channels
 
 
 def _prepare_one(job: tuple[NightSource, CohortConfig, str]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import numpy as np
 from somna.config import PreprocessConfig
 from somna.errors import ChannelError, SomnaError
 from somna.hypnogram import Hypnogram
-from somna.io.channels import ChannelSpec, channel_spec, copy_spec
+from somna.io.channels import ChannelSpec, copy_spec, override_channels
 from somna.io.recording import Recording
 from somna.models.predict import StageModel, predict_members
 from somna.stages import AASM, UNSCORED, LabelSet, task_label_sets
@@ -109,12 +109,7 @@ class Stager:
         self, eeg: ChannelNames = None, eog: ChannelNames = None, emg: ChannelNames = None
     ) -> ChannelSpec:
         """The channels to read: names given here, the training cohort's names for the others."""
-        given = channel_spec(eeg, eog, emg)
-        spec = copy_spec(self.channels)
-        for modality, value in (("eeg", eeg), ("eog", eog), ("emg", emg)):
-            if value:
-                spec[modality] = given[modality]
-        return spec
+        return override_channels(self.channels, eeg, eog, emg)
 
     def recording(
         self,

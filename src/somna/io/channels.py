@@ -22,6 +22,7 @@ __all__ = [
     "copy_spec",
     "derivation_label",
     "draw_channels",
+    "override_channels",
     "pick_channels",
     "unfamiliar_channels",
 ]
@@ -80,11 +81,28 @@ def channel_spec(
     >>> channel_spec()["eog"][0][0]
     'EOG horizontal'
     """
-    spec = copy_spec()
+    return override_channels(SLEEP_EDF_CHANNELS, eeg, eog, emg)
+
+
+def override_channels(
+    spec: Mapping[str, Sequence[Sequence[str]]],
+    eeg: str | Sequence[str] | None = None,
+    eog: str | Sequence[str] | None = None,
+    emg: str | Sequence[str] | None = None,
+) -> ChannelSpec:
+    """A channel mapping with the modalities named here replaced, the others as in ``spec``.
+
+    Examples
+    --------
+    >>> spec = override_channels(SLEEP_EDF_CHANNELS, eeg="C4-M1")
+    >>> spec["eeg"], spec["eog"][0][0]
+    ([['C4-M1']], 'EOG horizontal')
+    """
+    out = copy_spec(spec)
     for modality, value in (("eeg", eeg), ("eog", eog), ("emg", emg)):
         if value:
-            spec[modality] = _parse(value)
-    return spec
+            out[modality] = _parse(value)
+    return out
 
 
 def _norm(label: str) -> str:
