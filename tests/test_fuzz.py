@@ -9,7 +9,6 @@ test per bug the fuzzer found.
 from __future__ import annotations
 
 import json
-import random
 import sys
 import warnings
 from pathlib import Path
@@ -39,52 +38,15 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, fz.Seeds]:
     return folder, fz.make_seeds(folder)
 
 
-def _assert_handled(target: str, work: tuple[Path, fz.Seeds], rng: random.Random) -> None:
+@pytest.mark.parametrize("target", fz.TARGETS)
+@FUZZ
+@given(rng=st.randoms(use_true_random=False))
+def test_corrupted_files_are_handled(work, target, rng):
+    """Each family of files (PSG EDF, EDF+ hypnograms, tables, JSON, scoring XML, BIDS/Noxturnal
+    tables, stage text), corrupted: a clear somna error or a valid result."""
     folder, seeds = work
     outcome = fz.fuzz_one(target, seeds, rng, folder)
     assert outcome.outcome in fz.OUTCOMES, f"[{outcome.kind}] {outcome.outcome}: {outcome.detail}"
-
-
-@FUZZ
-@given(rng=st.randoms(use_true_random=False))
-def test_corrupted_psg_edf(work, rng):
-    _assert_handled("psg_edf", work, rng)
-
-
-@FUZZ
-@given(rng=st.randoms(use_true_random=False))
-def test_corrupted_hypnogram_edf(work, rng):
-    _assert_handled("hypnogram_edf", work, rng)
-
-
-@FUZZ
-@given(rng=st.randoms(use_true_random=False))
-def test_corrupted_tables(work, rng):
-    _assert_handled("table", work, rng)
-
-
-@FUZZ
-@given(rng=st.randoms(use_true_random=False))
-def test_corrupted_json(work, rng):
-    _assert_handled("json", work, rng)
-
-
-@FUZZ
-@given(rng=st.randoms(use_true_random=False))
-def test_corrupted_scoring_xml(work, rng):
-    _assert_handled("xml", work, rng)
-
-
-@FUZZ
-@given(rng=st.randoms(use_true_random=False))
-def test_corrupted_event_tables(work, rng):
-    _assert_handled("event_table", work, rng)
-
-
-@FUZZ
-@given(rng=st.randoms(use_true_random=False))
-def test_corrupted_stage_text(work, rng):
-    _assert_handled("stage_text", work, rng)
 
 
 def test_seeds_are_valid_and_the_checker_refuses_bad_results(work):
